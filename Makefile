@@ -1,0 +1,45 @@
+# fti: two commands do all set-up -- `make demo` and `make test`. `make help` lists every target.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.fti-installed
+HOME_DIR ?= lakehouse
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-unit test-integration demo catalog clean
+
+help: ## list every target
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): setup.py
+	@command -v java >/dev/null 2>&1 || { echo "error: Java was not found; Spark needs Java 17." >&2; \
+	  echo "hint: Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv (if missing) and install fti with Spark and test extras
+
+test: setup ## run the whole test suite (unit, integration, cluster)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-unit: setup ## run only the fast unit tests
+	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-integration: setup ## run only the integration tests (real Spark and Delta)
+	@$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)
+	$(BIN)/fti catalog --home $(HOME_DIR)
+
+catalog: setup ## list the tables and models of ./$(HOME_DIR)
+	$(BIN)/fti catalog --home $(HOME_DIR)
+
+clean: ## remove the demo home (./$(HOME_DIR)) and caches, keep .venv
+	rm -rf $(HOME_DIR) .pytest_cache spark-warehouse

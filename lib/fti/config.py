@@ -1,0 +1,268 @@
+"""Typed configuration: ``conf/<system>.yaml`` + a profile + environment overrides.
+
+Precedence, lowest first: the YAML's top level, the YAML's ``profiles.<name>`` section, environment
+variables ``FTI__SECTION__KEY=value`` (values parsed as YAML scalars), then explicit arguments
+(``--home``). Unknown keys are errors that name the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fti.errors import ConfigError
+from fti.names import validate_system_name
+
+DEFAULT_HOME = "lakehouse"
+ENV_PREFIX = "FTI__"
+
+
+class StrictModel(BaseModel):
+    """A config section that refuses keys it does not know."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeltaConfig(StrictModel):
+    """Delta Lake storage settings."""
+
+    backend: Literal["auto", "native", "delta-rs"] = "auto"
+    retention_days: int = Field(365, ge=1)
+    checkpoint_interval: int = Field(10, ge=1)
+
+
+class SparkConfig(StrictModel):
+    """How the Spark session is built when fti builds it (never under spark-submit or a notebook)."""
+
+    master: str = "local[*]"
+    app_name: str = "fti"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+    ui: bool = True
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class RayConfig(StrictModel):
+    """Ray settings: ``address`` None starts a local Ray inside the process."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+    timeout_s: int = Field(600, ge=1)
+
+
+class MlflowConfig(StrictModel):
+    """MLflow settings: no tracking URI means a SQLite store and artifact folder inside the home."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    experiment: str | None = None
+
+
+class SystemConfig(StrictModel):
+    """One example system (``flights``, ``synthetic``) and where it runs."""
+
+    system: str
+    description: str = ""
+    timezone: str = "UTC"
+    home: str | None = None
+    delta: DeltaConfig = Field(default_factory=DeltaConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A loaded configuration with its resolved home folder.
+
+    Attributes:
+        config: The validated system configuration.
+        home: Absolute path of the home folder holding every embedded piece of state.
+        profile: The profile that was applied.
+        source: The YAML file the configuration came from.
+    """
+
+    config: SystemConfig
+    home: Path
+    profile: str
+    source: Path
+
+    @property
+    def system(self) -> str:
+        return self.config.system
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: the configured one, else a SQLite file inside the home."""
+        if self.config.mlflow.tracking_uri:
+            return self.config.mlflow.tracking_uri
+        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.home / "mlflow" / "artifacts").as_uri()
+
+
+def find_conf_file(system: str, conf: str | os.PathLike[str] | None = None) -> Path:
+    """Locate the YAML of a system: ``conf`` if given, else ``./conf/<system>.yaml``, else the project's.
+
+    Args:
+        system: System name.
+        conf: An explicit path to a YAML file.
+
+    Returns:
+        The path of the file.
+
+    Raises:
+        ConfigError: If no file exists.
+    """
+    if conf is not None:
+        path = Path(conf)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", hint="pass --conf PATH to a YAML file")
+        return path
+    validate_system_name(system)
+    candidates = [Path.cwd() / "conf" / f"{system}.yaml", Path(__file__).resolve().parents[2] / "conf" / f"{system}.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"no config for system {system!r}: looked in {', '.join(str(c) for c in candidates)}",
+        hint="pass --conf PATH or run from the project folder",
+    )
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    overrides: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__") if p)
+        if not path:
+            continue
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else None
+        origin[path] = f"environment variable {name}"
+    return overrides, origin
+
+
+def _format_validation_error(err: ValidationError, source: str, origin: Mapping[tuple[str, ...], str]) -> str:
+    lines = []
+    for item in err.errors():
+        loc = tuple(str(p) for p in item["loc"])
+        where = origin.get(loc, source)
+        key = ".".join(loc)
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}' in {where}")
+        else:
+            lines.append(f"'{key}' in {where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_config(
+    system: str | None = None,
+    *,
+    conf: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load and validate a system's configuration.
+
+    Args:
+        system: System name; may be omitted when ``conf`` is given.
+        conf: Path to a YAML file instead of ``conf/<system>.yaml``.
+        profile: Profile to apply (``local`` default, ``cluster``); ``FTI_PROFILE`` otherwise.
+        home: Home folder; else ``FTI_HOME``, else the YAML's ``home``, else ``./lakehouse``.
+        env: Environment to read overrides from (default ``os.environ``).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: Unknown keys, bad values, a missing file or profile.
+    """
+    env = os.environ if env is None else env
+    if system is None and conf is None:
+        raise ConfigError("no system given", hint="pass --system NAME (for example --system flights)")
+    path = find_conf_file(system or "", conf)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    data.setdefault("system", system or path.stem)
+    if system is not None and data["system"] != system:
+        raise ConfigError(f"{path} describes system {data['system']!r}, not {system!r}")
+    validate_system_name(data["system"])
+
+    profiles = data.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"'profiles' in {path} must be a mapping of profile name to overrides")
+    profile = profile or env.get("FTI_PROFILE") or "local"
+    if profile != "local" and profile not in profiles:
+        raise ConfigError(
+            f"profile {profile!r} is not defined in {path}",
+            hint=f"use one of: {', '.join(['local', *sorted(profiles)])}",
+        )
+    origin: dict[tuple[str, ...], str] = {}
+    if profile in profiles:
+        data = _deep_merge(data, profiles[profile] or {})
+    overrides, origin = _env_overrides(env)
+    data = _deep_merge(data, overrides)
+    try:
+        config = SystemConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, f"{path} (profile {profile})", origin)) from None
+
+    home_value = home or env.get("FTI_HOME") or config.home or DEFAULT_HOME
+    home_path = Path(home_value).expanduser()
+    if not home_path.is_absolute():
+        home_path = Path.cwd() / home_path
+    return Settings(config=config, home=home_path.resolve(), profile=profile, source=path)
+
+
+def ensure_home(settings: Settings) -> Path:
+    """Create the home folder if needed and check that it is writable.
+
+    Args:
+        settings: Loaded settings.
+
+    Returns:
+        The home path.
+
+    Raises:
+        ConfigError: If the folder cannot be created or written.
+    """
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / ".fti-write-check"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"home folder {home} is not writable: {exc.strerror}",
+            hint="pass --home PATH or set FTI_HOME to a folder you can write",
+        ) from None
+    return home

@@ -1,0 +1,54 @@
+"""Errors that reach the user as one line: what went wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class FtiError(Exception):
+    """Base error. The CLI prints ``str(err)`` (and the hint) without a traceback unless ``--debug``.
+
+    Args:
+        message: What went wrong and where (file, table, column, row count).
+        hint: What the user should do about it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(FtiError):
+    """A config file, profile or override is wrong."""
+
+
+class NameError_(FtiError):
+    """A table or system name is not allowed (it could escape the home folder)."""
+
+
+class TableNotFoundError(FtiError):
+    """A Delta table does not exist where it was expected."""
+
+
+class SchemaMismatchError(FtiError):
+    """A DataFrame does not match the schema of the table it is written to."""
+
+
+class VersionNotFoundError(FtiError):
+    """A requested table version or commit time does not exist."""
+
+
+class RetentionError(FtiError):
+    """A vacuum would break rebuildability of a pinned version."""
+
+
+class EnvironmentProblem(FtiError):
+    """Java, Spark or another runtime prerequisite is missing."""
+
+
+class FaultInjected(FtiError):
+    """Raised at a named fault point when a test asks for it (``FTI_FAULT=point:raise``)."""

@@ -1,0 +1,138 @@
+"""The one place that builds (or adopts) a SparkSession."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fti.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fti.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Settings every fti session needs, whoever built it: timestamps in UTC microseconds, no marker files.
+REQUIRED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+JAVA_HINT = (
+    "install Java 17 (Debian/Ubuntu: 'apt-get install openjdk-17-jre-headless'; macOS: 'brew install openjdk@17') "
+    "or set JAVA_HOME"
+)
+
+
+def check_java() -> str:
+    """Check that a Java runtime is available.
+
+    Returns:
+        The first line of ``java -version``.
+
+    Raises:
+        EnvironmentProblem: If no ``java`` is found.
+    """
+    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") else None
+    java = java or shutil.which("java")
+    if not java:
+        raise EnvironmentProblem("Java was not found: Spark needs Java 17", hint=JAVA_HINT)
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    return (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else java
+
+
+def active_session() -> SparkSession | None:
+    """The session given by spark-submit, a notebook or an earlier call, if any."""
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """Return the Spark session for fti.
+
+    Under ``spark-submit`` or in a notebook the existing session is used (its master and resources are
+    the cluster's), with fti's required SQL settings applied. Otherwise a ``local[*]`` session (or the
+    configured master) is built with settings that fit small machines.
+
+    Args:
+        settings: Loaded settings (master, shuffle partitions, memory, extra conf).
+        ui: Override the Spark UI switch (tests turn it off).
+        extra_conf: More Spark settings for this session.
+
+    Returns:
+        The session.
+
+    Raises:
+        EnvironmentProblem: If Java is missing.
+    """
+    existing = active_session()
+    if existing is not None:
+        for key, value in REQUIRED_CONF.items():
+            existing.conf.set(key, value)
+        return existing
+
+    check_java()
+    # Workers must run this interpreter, or they import the system Python without pyarrow.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+    from pyspark.sql import SparkSession
+
+    cfg = settings.config.spark
+    scratch = Path(tempfile.gettempdir()) / f"fti-spark-{os.getuid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    conf = {
+        "spark.app.name": cfg.app_name,
+        "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.default.parallelism": str(max(2, cfg.shuffle_partitions)),
+        "spark.driver.memory": cfg.driver_memory,
+        "spark.ui.enabled": str(cfg.ui if ui is None else ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.local.dir": str(scratch),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch}",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.hadoop.parquet.enable.summary-metadata": "false",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.executorEnv.PYSPARK_PYTHON": os.environ["PYSPARK_PYTHON"],
+        **REQUIRED_CONF,
+    }
+    if settings.config.delta.backend == "native":
+        conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
+        conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    if cfg.master:  # empty: the master comes from spark-submit / spark-defaults
+        conf["spark.master"] = cfg.master
+    conf.update(cfg.conf)
+    conf.update(extra_conf or {})
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    log.info("starting Spark (%s)", cfg.master)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def delta_jar_available(spark: SparkSession) -> bool:
+    """Whether the Delta Spark connector's classes load in this session's JVM."""
+    try:
+        jvm = spark.sparkContext._jvm  # noqa: SLF001 - py4j is the only way to ask the JVM
+    except Exception:  # Spark Connect (Databricks serverless): Delta is built in there.
+        return True
+    try:
+        jvm.java.lang.Class.forName(
+            "org.apache.spark.sql.delta.DeltaLog", True, jvm.Thread.currentThread().getContextClassLoader()
+        )
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,62 @@
+"""The Delta store layer: one interface (:class:`TableStore`), two backends.
+
+``open_store`` picks the backend from config ``delta.backend``: ``native`` (the Delta Spark connector),
+``delta-rs`` (Spark parquet + ``deltalake`` commits), or ``auto`` (native when the connector's classes
+load in the JVM, else delta-rs).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from fti.errors import EnvironmentProblem
+from fti.store.base import KINDS, CommitResult, Pin, RunContext, TableInfo, TableStore, Txn, new_run_id
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fti.config import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KINDS", "CommitResult", "Pin", "RunContext", "TableInfo", "TableStore", "Txn", "new_run_id", "open_store"]
+
+
+def open_store(spark: SparkSession, settings: Settings, *, backend: str | None = None) -> TableStore:
+    """Open the table store of a home folder.
+
+    Args:
+        spark: The Spark session.
+        settings: Loaded settings (home, ``delta.backend``, retention).
+        backend: Override the configured backend.
+
+    Returns:
+        The store.
+
+    Raises:
+        EnvironmentProblem: If ``native`` is asked for but the Delta connector is not in the JVM.
+    """
+    from fti.spark import delta_jar_available
+
+    choice = backend or settings.config.delta.backend
+    if choice == "auto":
+        choice = "native" if delta_jar_available(spark) else "delta-rs"
+    kwargs = {
+        "retention_days": settings.config.delta.retention_days,
+        "checkpoint_interval": settings.config.delta.checkpoint_interval,
+    }
+    if choice == "native":
+        if not delta_jar_available(spark):
+            raise EnvironmentProblem(
+                "delta.backend is 'native' but the Delta Spark connector is not on Spark's classpath",
+                hint="spark-submit --packages io.delta:delta-spark_4.2_2.13:4.4.1 (the artifact matching your Spark and Scala), "
+                "or set delta.backend: delta-rs",
+            )
+        from fti.store.native import NativeStore
+
+        return NativeStore(spark, settings.home, **kwargs)
+    from fti.store.delta_rs import DeltaRsStore
+
+    log.debug("delta backend: delta-rs")
+    return DeltaRsStore(spark, settings.home, **kwargs)

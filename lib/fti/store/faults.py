@@ -1,0 +1,54 @@
+"""Named fault points, so kill-and-recover tests are deterministic.
+
+Set ``FTI_FAULT`` to ``point`` or ``point:mode`` (comma-separated for several), where mode is ``kill``
+(SIGKILL this process, the default) or ``raise`` (raise :class:`FaultInjected`). A point may be narrowed
+to one table with ``point@table/name``. Points in the store layer:
+
+- ``before_files``: before Spark writes any data file.
+- ``after_files``: data files are in the table folder, the Delta commit has not happened.
+- ``after_commit``: the Delta commit is done (the caller's later steps have not run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from fti.errors import FaultInjected
+
+log = logging.getLogger(__name__)
+
+POINTS = ("before_files", "after_files", "after_commit")
+
+
+def _armed() -> dict[str, str]:
+    spec = os.environ.get("FTI_FAULT", "")
+    armed = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        point, _, mode = item.partition(":")
+        armed[point] = mode or "kill"
+    return armed
+
+
+def fault_point(point: str, *, table: str | None = None) -> None:
+    """Trigger the fault armed for ``point`` (and optionally this table), if any.
+
+    Args:
+        point: Name of the point, one of :data:`POINTS` or a pipeline's own.
+        table: The table being written, to allow ``point@table`` narrowing.
+
+    Raises:
+        FaultInjected: If the point is armed with mode ``raise``.
+    """
+    armed = _armed()
+    if not armed:
+        return
+    mode = armed.get(f"{point}@{table}") if table else None
+    mode = mode or armed.get(point)
+    if mode is None:
+        return
+    log.warning("fault point %s reached (table %s): %s", point, table, mode)
+    if mode == "raise":
+        raise FaultInjected(f"fault injected at {point} (table {table})")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,62 @@
+"""Shared fixtures: ONE Spark session for the whole suite, a temporary home per test module."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Workers must run this interpreter (the venv's), not the system Python.
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+os.environ.pop("FTI_HOME", None)
+os.environ.pop("FTI_FAULT", None)
+for _key in [k for k in os.environ if k.startswith("FTI__")]:
+    os.environ.pop(_key)
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    with tempfile.TemporaryDirectory(prefix="fti-test-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def spark(session_dir: Path):
+    """The suite's one local SparkSession (UI off, warehouse and scratch in a session temp folder)."""
+    from fti.config import load_config
+    from fti.spark import get_spark
+
+    settings = load_config("flights", home=session_dir / "spark-home")
+    session = get_spark(settings, ui=False, extra_conf={
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "4",
+        "spark.sql.warehouse.dir": str(session_dir / "warehouse"),
+    })
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """A fresh home folder (tables, MLflow store) for one test module."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def settings(home: Path):
+    from fti.config import load_config
+
+    return load_config("flights", home=home)
+
+
+@pytest.fixture(scope="module")
+def store(spark, settings):
+    from fti.store import open_store
+
+    return open_store(spark, settings, backend="delta-rs")

@@ -1,0 +1,327 @@
+"""The Delta store layer (delta-rs backend), against real Delta tables on disk and a real Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from fti.errors import RetentionError, SchemaMismatchError, TableNotFoundError, VersionNotFoundError
+from fti.store import Pin, RunContext, Txn
+
+HELPER = Path(__file__).resolve().parents[1] / "helpers" / "append_rows.py"
+UTC = dt.timezone.utc
+
+SCHEMA = T.StructType([
+    T.StructField("k", T.StringType(), False),
+    T.StructField("ts", T.TimestampType(), True),
+    T.StructField("d", T.DateType(), True),
+    T.StructField("v", T.DoubleType(), True),
+])
+
+
+def ts(*args):
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+def rows_df(spark, rows):
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+@pytest.fixture()
+def table(store, request):
+    name = f"test/{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')[:60]}"
+    store.create_table(name, SCHEMA, kind="raw", partition_by=["d"], description="store test table")
+    return name
+
+
+def test_create_sets_kind_retention_and_protocol(store, table):
+    props = store.properties(table)
+    assert props["fti.kind"] == "raw"
+    assert props["delta.logRetentionDuration"] == "interval 365 days"
+    assert props["delta.deletedFileRetentionDuration"] == "interval 365 days"
+    from deltalake import DeltaTable
+
+    proto = DeltaTable(store.uri(table)).protocol()
+    assert (proto.min_reader_version, proto.min_writer_version) == (1, 2)
+    assert store.version(table) == 0
+    assert store.read(table).count() == 0
+
+
+def test_create_again_same_schema_is_noop_other_schema_fails(store, table):
+    assert store.create_table(table, SCHEMA, kind="raw", partition_by=["d"]) == 0
+    other = T.StructType([T.StructField("k", T.LongType(), False)])
+    with pytest.raises(SchemaMismatchError, match="column 'k' has type bigint"):
+        store.create_table(table, other, kind="raw")
+
+
+def test_append_and_read_whole(spark, store, table):
+    rows = [("a", ts(2013, 1, 1, 5, 0, 0, 123456), dt.date(2013, 1, 1), 1.0),
+            ("b", ts(2013, 1, 2, 5), dt.date(2013, 1, 2), None)]
+    result = store.append(table, rows_df(spark, rows), run=RunContext(run_id="run-append-1", pipeline="test"))
+    assert (result.version, result.rows, result.files_added, result.skipped) == (1, 2, 2, False)
+    assert_df_equality(store.read(table), rows_df(spark, rows), ignore_row_order=True, ignore_nullable=True)
+    # data files carry the run id
+    files = store.file_uris(table)
+    assert len(files) == 2 and all("run-append-1" in f for f in files)
+    assert not (store.home / "_staging").exists() or not any((store.home / "_staging").iterdir())
+
+
+def test_stats_recorded_with_timestamp_max_rounded_up(spark, store, table):
+    rows = [("a", ts(2013, 1, 1, 5, 0, 0, 123456), dt.date(2013, 1, 1), 1.0),
+            ("b", ts(2013, 1, 1, 6, 0, 0, 1), dt.date(2013, 1, 1), 2.5)]
+    store.append(table, rows_df(spark, rows).coalesce(1))
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(store.uri(table)).get_add_actions(flatten=True)).to_pylist()
+    assert len(actions) == 1
+    act = actions[0]
+    assert act["num_records"] == 2
+    assert act["null_count.v"] == 0
+    assert act["min.v"] == 1.0 and act["max.v"] == 2.5
+    assert act["min.ts"] == dt.datetime(2013, 1, 1, 5, 0, 0, 123000, tzinfo=UTC)
+    assert act["max.ts"] == dt.datetime(2013, 1, 1, 6, 0, 0, 1000, tzinfo=UTC)
+    assert store.row_count(table) == 2
+
+
+def test_replace_partition_rerun_is_idempotent(spark, store, table):
+    day1 = [("a", ts(2013, 1, 1, 5), dt.date(2013, 1, 1), 1.0)]
+    day2 = [("b", ts(2013, 1, 2, 5), dt.date(2013, 1, 2), 2.0), ("c", ts(2013, 1, 2, 6), dt.date(2013, 1, 2), 3.0)]
+    store.append(table, rows_df(spark, day1 + day2))
+    v_before = store.version(table)
+    new_day2 = [("b", ts(2013, 1, 2, 5), dt.date(2013, 1, 2), 20.0)]
+    r1 = store.replace_partitions(table, rows_df(spark, new_day2), [{"d": dt.date(2013, 1, 2)}])
+    assert r1.version == v_before + 1 and r1.files_removed >= 1
+    after_first = store.read(table)
+    r2 = store.replace_partitions(table, rows_df(spark, new_day2), [{"d": dt.date(2013, 1, 2)}])
+    assert r2.version == v_before + 2
+    assert_df_equality(store.read(table), after_first, ignore_row_order=True)
+    assert_df_equality(store.read(table), rows_df(spark, day1 + new_day2), ignore_row_order=True, ignore_nullable=True)
+
+
+def test_replace_refuses_rows_outside_partitions(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    before = store.version(table)
+    stray = rows_df(spark, [("x", ts(2013, 1, 3), dt.date(2013, 1, 3), 1.0)])
+    with pytest.raises(ValueError, match="2013-01-03"):
+        store.replace_partitions(table, stray, [{"d": dt.date(2013, 1, 1)}])
+    assert store.version(table) == before
+    # the refused run's files are gone
+    assert not list(store.path(table).rglob("d=2013-01-03/*.parquet"))
+
+
+def test_replace_empty_partition_and_overwrite(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    store.replace_partitions(table, rows_df(spark, []), [{"d": dt.date(2013, 1, 1)}])
+    assert store.read(table).count() == 0
+    rows = [("z", ts(2013, 2, 1), dt.date(2013, 2, 1), 9.0)]
+    store.overwrite(table, rows_df(spark, rows))
+    assert_df_equality(store.read(table), rows_df(spark, rows), ignore_nullable=True)
+
+
+def test_merge_upserts_on_keys(spark, store):
+    name = "test/merge"
+    schema = T.StructType([T.StructField("k", T.StringType(), False), T.StructField("v", T.LongType(), True)])
+    store.create_table(name, schema, kind="feature_group")
+    store.append(name, spark.createDataFrame([("a", 1), ("b", 2)], schema))
+    result = store.merge(name, spark.createDataFrame([("b", 20), ("c", 3)], schema), keys=["k"])
+    assert result.version == 2
+    expected = spark.createDataFrame([("a", 1), ("b", 20), ("c", 3)], schema)
+    assert_df_equality(store.read(name), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_time_travel_by_version_and_timestamp(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    time.sleep(1.1)
+    between = dt.datetime.now(UTC)
+    time.sleep(1.1)
+    store.append(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
+    assert store.read(table, version=1).count() == 1
+    assert store.read(table, version=2).count() == 2
+    assert store.version_at(table, between) == 1
+    assert [r.k for r in store.read(table, timestamp=between).collect()] == ["a"]
+    first_commit = min(h["timestamp"] for h in store.history(table))
+    with pytest.raises(VersionNotFoundError, match="did not exist at"):
+        store.read(table, timestamp=first_commit - dt.timedelta(days=1))
+    with pytest.raises(VersionNotFoundError, match="no version 7"):
+        store.read(table, version=7)
+
+
+def test_history_has_run_and_pipeline(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]),
+                 run=RunContext(run_id="run-hist-1", pipeline="features"), metadata={"fti.note": "hello"})
+    last = store.history(table)[0]
+    assert last["version"] == 1
+    assert last["run_id"] == "run-hist-1"
+    assert last["pipeline"] == "features"
+    assert last["fti.operation"] == "append"
+    assert last["fti.note"] == "hello"
+
+
+def test_schema_mismatch_errors_name_the_column(spark, store, table):
+    bad_type = spark.createDataFrame([("a", "2013-01-01", dt.date(2013, 1, 1), 1.0)],
+                                     "k string, ts string, d date, v double")
+    with pytest.raises(SchemaMismatchError, match="column 'ts' has type string, the table has timestamp"):
+        store.append(table, bad_type)
+    missing = spark.createDataFrame([("a", dt.date(2013, 1, 1))], "k string, d date")
+    with pytest.raises(SchemaMismatchError, match="missing column\\(s\\) 'ts', 'v'"):
+        store.append(table, missing)
+    extra = spark.createDataFrame([("a", None, dt.date(2013, 1, 1), 1.0, 5)],
+                                  "k string, ts timestamp, d date, v double, w int")
+    with pytest.raises(SchemaMismatchError, match="unknown column\\(s\\) 'w'"):
+        store.append(table, extra)
+    nulls = spark.createDataFrame([(None, None, dt.date(2013, 1, 1), 1.0)], "k string, ts timestamp, d date, v double")
+    with pytest.raises(SchemaMismatchError, match="'k' has 1 null row"):
+        store.append(table, nulls)
+    assert store.version(table) == 0
+
+
+def test_timestamp_ntz_refused(spark, store):
+    schema = T.StructType([T.StructField("t", T.TimestampNTZType(), True)])
+    with pytest.raises(SchemaMismatchError, match="TimestampNTZ"):
+        store.create_table("test/ntz", schema, kind="raw")
+
+
+def test_schema_evolution_adds_column(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    wider = spark.createDataFrame([("b", ts(2013, 1, 2), dt.date(2013, 1, 2), 2.0, 7)],
+                                  "k string, ts timestamp, d date, v double, w int")
+    store.append(table, wider, allow_new_columns=True)
+    assert store.schema(table).fieldNames() == ["k", "ts", "d", "v", "w"]
+    got = {r.k: r.w for r in store.read(table).collect()}
+    assert got == {"a": None, "b": 7}
+    assert store.read(table, version=1).columns == ["k", "ts", "d", "v"]
+
+
+def test_transaction_id_skips_retried_commit_and_watermark_survives_checkpoint(spark, store):
+    name = "test/txn"
+    store.checkpoint_interval = 2
+    try:
+        store.create_table(name, SCHEMA, kind="feature_group", partition_by=["d"])
+    finally:
+        store.checkpoint_interval = 10
+    df = rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)])
+    first = store.append(name, df, txn=Txn("features:test/txn", 1), watermarks={"raw/flights": 3})
+    again = store.append(name, df, txn=Txn("features:test/txn", 1), watermarks={"raw/flights": 3})
+    assert again.skipped and again.version == first.version
+    assert store.read(name).count() == 1
+    for i in range(2, 6):
+        store.append(name, df, txn=Txn("features:test/txn", i), watermarks={"raw/flights": 3 + i})
+    assert list((store.path(name) / "_delta_log").glob("*.checkpoint.parquet")), "expected a checkpoint"
+    assert store.watermark(name, "raw/flights") == 8
+    assert store.transaction_version(name, "features:test/txn") == 5
+    # read the state from the checkpoint alone: remove the JSON commits it covers
+    from deltalake import DeltaTable
+
+    log_dir = store.path(name) / "_delta_log"
+    cp_version = max(int(p.name.split(".")[0]) for p in log_dir.glob("*.checkpoint.parquet"))
+    for p in log_dir.glob("*.json"):
+        if int(p.name.split(".")[0]) <= cp_version:
+            p.unlink()
+    assert DeltaTable(store.uri(name)).transaction_version("raw/flights".join(["fti.watermark:", ""])) == 8
+
+
+def test_other_readers_match_spark_at_every_version(spark, store, table):
+    import polars as pl
+    from deltalake import DeltaTable
+
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1, 1, 2, 3, 456789), dt.date(2013, 1, 1), 1.0)]))
+    store.append(table, rows_df(spark, [("b", ts(2013, 1, 2), dt.date(2013, 1, 2), None)]))
+    store.replace_partitions(table, rows_df(spark, [("c", ts(2013, 1, 1), dt.date(2013, 1, 1), 3.0)]),
+                             [{"d": dt.date(2013, 1, 1)}])
+    for version in range(store.version(table) + 1):
+        by_spark = sorted(tuple(r) for r in store.read(table, version=version).collect())
+        by_rs = DeltaTable(store.uri(table), version=version).to_pyarrow_table().to_pylist()
+        by_polars = pl.read_delta(store.uri(table), version=version).to_dicts()
+
+        def norm(items):
+            return sorted((r["k"], r["ts"], r["d"], r["v"]) for r in items)
+
+        spark_norm = sorted((k, t.replace(tzinfo=UTC) if t else None, d, v) for k, t, d, v in by_spark)
+        assert norm(by_rs) == spark_norm, version
+        assert norm(by_polars) == spark_norm, version
+
+
+def test_compaction_keeps_content(spark, store, table):
+    for i in range(3):
+        store.append(table, rows_df(spark, [(f"k{i}", ts(2013, 1, 1), dt.date(2013, 1, 1), float(i))]))
+    before = store.read(table).collect()
+    result = store.compact(table)
+    assert result.files_removed == 3 and result.files_added == 1
+    assert sorted(before) == sorted(store.read(table).collect())
+    assert len(store.file_uris(table)) == 1
+
+
+def test_vacuum_refuses_to_break_pinned_version(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    store.overwrite(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
+    time.sleep(0.2)
+    pin = Pin(table=table, version=1, owner="models:/flights_delay/3")
+    with pytest.raises(RetentionError, match="flights_delay/3"):
+        store.vacuum(table, retention_hours=0, pins=[pin])
+    assert store.read(table, version=1).count() == 1  # still rebuildable
+    result = store.vacuum(table, retention_hours=0, pins=[pin], force=True)
+    assert result["broken_pins"] == [pin] and len(result["deleted"]) == 1
+    assert [r.k for r in store.read(table).collect()] == ["b"]
+    # a pin of the latest version is never broken
+    assert store.vacuum(table, retention_hours=0, pins=[Pin(table, store.version(table), "m")])["broken_pins"] == []
+
+
+def test_missing_table_error(store):
+    with pytest.raises(TableNotFoundError, match="does not exist"):
+        store.read("test/nope")
+
+
+def test_fault_raise_after_files_leaves_table_and_no_orphans(spark, store, table, monkeypatch):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    before = store.version(table)
+    monkeypatch.setenv("FTI_FAULT", "after_files:raise")
+    from fti.errors import FaultInjected
+
+    with pytest.raises(FaultInjected):
+        store.append(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]),
+                     run=RunContext(run_id="run-faulty-1"))
+    monkeypatch.delenv("FTI_FAULT")
+    assert store.version(table) == before
+    assert not [p for p in store.path(table).rglob("*.parquet") if "run-faulty-1" in p.name]
+
+
+def _run_helper(home, table, tag, n, env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.Popen([sys.executable, str(HELPER), str(home), table, tag, str(n)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_write_leaves_previous_version(spark, store, table):
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    before = store.read(table).collect()
+    proc = _run_helper(store.home, table, "killed", 5, {"FTI_FAULT": "after_files:kill"})
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == -9, err[-2000:]
+    assert store.version(table) == 1
+    assert sorted(store.read(table).collect()) == sorted(before)
+    # orphans of the killed run exist on disk but no version references them; the next write works
+    orphans = [p for p in store.path(table).rglob("*.parquet") if p.as_posix() not in store.file_uris(table)]
+    assert orphans, "the kill happened after the files were moved: they must be orphans"
+    store.append(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
+    assert sorted(r.k for r in store.read(table).collect()) == ["a", "b"]
+
+
+def test_concurrent_appends_from_two_processes_both_land(store, table):
+    procs = [_run_helper(store.home, table, tag, 20) for tag in ("p1", "p2")]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    keys = sorted(r.k for r in store.read(table).collect())
+    assert len(keys) == 40 and len(set(keys)) == 40
+    assert store.version(table) == 2
+    assert {h["pipeline"] for h in store.history(table)[:2]} == {"proc-p1", "proc-p2"}

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fti.config import ensure_home, load_config
+from fti.errors import ConfigError, NameError_
+from fti.names import validate_system_name, validate_table_name
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sys.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_flights_config_defaults(tmp_path):
+    s = load_config("flights", home=tmp_path, env={})
+    assert s.system == "flights"
+    assert s.profile == "local"
+    assert s.config.timezone == "America/New_York"
+    assert s.config.delta.backend == "auto"
+    assert s.config.delta.retention_days == 365
+    assert s.home == tmp_path.resolve()
+    assert s.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = _write(tmp_path, "system: sys\nspark:\n  mastr: local[2]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf=path, env={})
+    assert "unknown key 'spark.mastr'" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = _write(tmp_path, "system: sys\nsparkk: {}\n")
+    with pytest.raises(ConfigError, match="unknown key 'sparkk'"):
+        load_config(conf=path, env={})
+
+
+def test_bad_value_named(tmp_path):
+    path = _write(tmp_path, "system: sys\ndelta:\n  backend: parquet\n")
+    with pytest.raises(ConfigError, match="'delta.backend'"):
+        load_config(conf=path, env={})
+
+
+def test_cluster_profile_overrides(tmp_path):
+    s = load_config("flights", profile="cluster", home=tmp_path, env={})
+    assert s.profile == "cluster"
+    assert s.config.ray.address == "auto"
+    assert s.config.spark.master == ""
+    # untouched keys keep the base values
+    assert s.config.delta.retention_days == 365
+
+
+def test_missing_profile(tmp_path):
+    with pytest.raises(ConfigError, match="profile 'prod' is not defined"):
+        load_config("flights", profile="prod", home=tmp_path, env={})
+
+
+def test_env_overrides_and_home_precedence(tmp_path):
+    env = {"FTI__SPARK__SHUFFLE_PARTITIONS": "3", "FTI__MLFLOW__TRACKING_URI": "http://127.0.0.1:5000",
+           "FTI_HOME": str(tmp_path / "envhome"), "FTI_PROFILE": "cluster"}
+    s = load_config("flights", env=env)
+    assert s.config.spark.shuffle_partitions == 3
+    assert s.tracking_uri == "http://127.0.0.1:5000"
+    assert s.home == (tmp_path / "envhome").resolve()
+    assert s.profile == "cluster"
+    # --home beats FTI_HOME
+    assert load_config("flights", env=env, home=tmp_path / "arg").home == (tmp_path / "arg").resolve()
+
+
+def test_env_override_unknown_key_names_variable(tmp_path):
+    with pytest.raises(ConfigError, match="FTI__SPARK__NOPE"):
+        load_config("flights", home=tmp_path, env={"FTI__SPARK__NOPE": "1"})
+
+
+def test_default_home_is_lakehouse_in_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_config("flights", env={})
+    assert s.home == (tmp_path / "lakehouse").resolve()
+
+
+def test_home_not_writable(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        s = load_config("flights", home=ro / "home", env={})
+        import os
+        if os.geteuid() == 0:
+            pytest.skip("root can write anywhere; the permission check cannot fail as root")
+        with pytest.raises(ConfigError, match="not writable"):
+            ensure_home(s)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_home_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    s = load_config("flights", home=target, env={})
+    with pytest.raises(ConfigError, match="not writable"):
+        ensure_home(s)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/../b", "a b", "a;rm", "a/$(x)", "", "a//b", "."])
+def test_bad_table_names(name):
+    with pytest.raises(NameError_):
+        validate_table_name(name)
+
+
+@pytest.mark.parametrize("name", ["flights/carrier_delay", "raw/flights", "a-b/c_d/e1"])
+def test_good_table_names(name):
+    assert validate_table_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "x;y", "-x"])
+def test_bad_system_names(name):
+    with pytest.raises(NameError_):
+        validate_system_name(name)
