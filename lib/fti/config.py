@@ -64,6 +64,58 @@ class MlflowConfig(StrictModel):
     experiment: str | None = None
 
 
+class PredictionConfig(StrictModel):
+    """How the prediction time of a row is computed: ``floor(reference - lead, batch_interval)`` locally."""
+
+    lead: str = "2h"
+    batch_interval: str = "1d"
+
+
+class IngestConfig(StrictModel):
+    """Raw landing: replay batch size, first day, and the synthetic generator's parameters."""
+
+    batch: Literal["day", "week", "month"] = "week"
+    start: str | None = None
+    entities: int = Field(1000, ge=1)
+    events_per_day: int = Field(3, ge=1)
+    seed: int = 7
+
+
+class FeaturesConfig(StrictModel):
+    """Feature pipeline settings."""
+
+    max_bad_share: float = Field(0.05, ge=0, le=1)
+    groups: list[str] | None = None
+
+
+class ViewGroupConfig(StrictModel):
+    """One feature group inside a feature view."""
+
+    group: str
+    keys: dict[str, str]
+    features: list[str]
+    ttl: str | None = None
+    prefix: str = ""
+
+
+class SpineConfig(StrictModel):
+    """The spine of a feature view: the labels table, its keys, prediction time and label."""
+
+    table: str
+    keys: list[str]
+    event_time: str = "prediction_time"
+    label: str
+    features: list[str] = Field(default_factory=list)
+
+
+class FeatureViewConfig(StrictModel):
+    """A named list of features from groups plus spine columns."""
+
+    description: str = ""
+    spine: SpineConfig
+    groups: list[ViewGroupConfig]
+
+
 class SystemConfig(StrictModel):
     """One example system (``flights``, ``synthetic``) and where it runs."""
 
@@ -75,6 +127,10 @@ class SystemConfig(StrictModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    feature_views: dict[str, FeatureViewConfig] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
+from urllib.parse import unquote
 
 from fti.errors import RetentionError, TableNotFoundError, VersionNotFoundError
 from fti.names import validate_table_name
@@ -280,6 +281,60 @@ class TableStore(ABC):
 
     def file_uris(self, name: str, *, version: int | None = None) -> list[str]:
         return list(self._delta(name, version).file_uris())
+
+    def file_actions(self, name: str, *, version: int | None = None) -> list[dict[str, Any]]:
+        """Live data files of a version: ``path`` (absolute), ``partition`` (column -> value string), ``rows``."""
+        import pyarrow as pa
+
+        delta = self._delta(name, version)
+        parts = list(delta.metadata().partition_columns)
+        root = self.path(name)
+        out = []
+        for act in pa.table(delta.get_add_actions(flatten=True)).to_pylist():
+            out.append({
+                "path": str(root / act["path"]),
+                "partition": {c: format_partition_value(act.get(f"partition.{c}")) for c in parts},
+                "rows": act.get("num_records"),
+            })
+        return out
+
+    def added_files(self, name: str, *, after: int | None, upto: int) -> dict[str, int]:
+        """Data files added by the commits ``after < version <= upto`` (absolute path -> version).
+
+        Read from the commit files of the log (no Change Data Feed needed); falls back to comparing
+        snapshots when a commit file is gone (log retention).
+        """
+        start = -1 if after is None else after
+        log_dir = self.path(name) / "_delta_log"
+        root = self.path(name)
+        added: dict[str, int] = {}
+        for version in range(start + 1, upto + 1):
+            commit = log_dir / f"{version:020d}.json"
+            if not commit.is_file():
+                before = {f["path"] for f in self.file_actions(name, version=start)} if start >= 0 else set()
+                return {f["path"]: upto for f in self.file_actions(name, version=upto) if f["path"] not in before}
+            for line in commit.read_text().splitlines():
+                action = json.loads(line)
+                if "add" in action and action["add"].get("dataChange", True):
+                    added[str(root / unquote(action["add"]["path"]))] = version
+                elif "remove" in action:
+                    added.pop(str(root / unquote(action["remove"]["path"])), None)
+        live = {f["path"] for f in self.file_actions(name, version=upto)}
+        return {p: v for p, v in added.items() if p in live}
+
+    def read_files(self, name: str, paths: Sequence[str], *, version: int | None = None) -> DataFrame:
+        """Read chosen data files of a table (with its schema and partition columns) plus ``_file``,
+        the file's base name."""
+        from pyspark.sql import functions as F
+
+        from fti.store.schema import delta_to_spark
+
+        schema = delta_to_spark(self._delta(name, version).schema())
+        if not paths:
+            empty = self.spark.createDataFrame([], schema)
+            return empty.withColumn("_file", F.lit(None).cast("string"))
+        df = self.spark.read.schema(schema).option("basePath", self.uri(name)).parquet(*paths)
+        return df.select(*schema.fieldNames(), F.regexp_extract(F.input_file_name(), r"[^/]+$", 0).alias("_file"))
 
     def row_count(self, name: str, *, version: int | None = None) -> int:
         """Exact row count from the log's per-file stats (every fti write records numRecords)."""

