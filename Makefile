@@ -36,7 +36,7 @@ test-integration: setup ## run only the integration tests (real Spark and Delta)
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)
-	$(BIN)/fti catalog --home $(HOME_DIR)
+	$(BIN)/fti demo --home $(HOME_DIR)
 
 catalog: setup ## list the tables and models of ./$(HOME_DIR)
 	$(BIN)/fti catalog --home $(HOME_DIR)

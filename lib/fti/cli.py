@@ -8,6 +8,7 @@ Global options (accepted before or after the subcommand): ``--system``, ``--conf
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -70,6 +71,139 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session(args: argparse.Namespace):
+    """Settings, Spark session and table store for commands that read or write data."""
+    from fti.spark import get_spark
+    from fti.store import open_store
+
+    settings = _settings(args)
+    spark = get_spark(settings)
+    return settings, spark, open_store(spark, settings)
+
+
+def _clock(args: argparse.Namespace, settings) -> "dt.datetime | None":
+    from fti.timeutil import parse_instant
+
+    return parse_instant(args.now, settings.config.timezone, option="--now") if args.now else None
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Land raw data: the flights replay, a synthetic batch, or an external file."""
+    from pathlib import Path
+
+    from fti.features.systems import get_system
+    from fti.ingest import land_file
+    from fti.report import format_table
+    from fti.timeutil import UTC, parse_day
+
+    settings, spark, store = _session(args)
+    now = _clock(args, settings)
+    system = get_system(settings.system)
+    if args.file:
+        if not args.source or args.source not in system.sources:
+            raise FtiError(f"--file needs --source, one of: {', '.join(system.sources)}")
+        result = land_file(spark, store, settings.system, system.sources[args.source], Path(args.file),
+                           now=now or dt.datetime.now(UTC))
+        print(f"landed {result.rows} rows of {args.file} into {settings.system}/{args.source} "
+              f"(version {result.version})")
+        return 0
+    if not args.through:
+        raise FtiError("fti ingest needs --through DAY (replay) or --source S --file PATH")
+    through = parse_day(args.through, option="--through")
+    batch = args.batch or settings.config.ingest.batch
+    if settings.system == "flights":
+        from fti.features.flights.replay import replay
+
+        start = parse_day(settings.config.ingest.start, option="ingest.start") if settings.config.ingest.start else None
+        batches = replay(spark, store, settings.system, through=through, batch=batch, now=now,
+                         **({"start": start} if start else {}))
+    else:
+        from fti.features.synthetic.generate import ingest as synthetic_ingest
+
+        batches = synthetic_ingest(spark, store, settings, through=through, batch=batch, now=now,
+                                   entities=args.entities, events_per_day=args.events_per_day)
+    if not batches:
+        print(f"already landed through {args.through}: nothing to do")
+        return 0
+    print(format_table([(b.first_day, b.last_day, b.now.isoformat(), *b.counts(), b.version) for b in batches],
+                       ["first day", "last day", "landed at (UTC)", *batches[0].count_names(), "raw version"]))
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Run the feature pipeline (incremental, or a backfill), or delete an entity's rows."""
+    from fti.features import pipeline
+    from fti.report import format_table
+    from fti.timeutil import parse_day
+
+    settings, spark, store = _session(args)
+    if args.action == "delete":
+        from fti.features.maintenance import delete_by_key
+
+        if not args.group or not args.where:
+            raise FtiError("fti features delete needs --group G and --where COLUMN=VALUE")
+        result = delete_by_key(store, settings, group=args.group[0], where=args.where)
+        print(result.message)
+        return 0
+    report = pipeline.run(
+        store, settings, now=_clock(args, settings),
+        start=parse_day(args.start, option="--start") if args.start else None,
+        end=parse_day(args.end, option="--end") if args.end else None,
+        groups=args.group or None,
+    )
+    for source, new in report.new_rows.items():
+        if new:
+            print(f"{source}: {new} new raw rows, {report.bad_rows[source]} quarantined")
+    if report.up_to_date:
+        print(f"up to date (raw versions {report.raw_versions}): nothing committed")
+        return 0
+    print(format_table([(o.table, o.status, o.version, o.rows, o.days,
+                         f"{o.first_day}..{o.last_day}" if o.first_day else "", f"{o.seconds:.1f}")
+                        for o in report.outputs],
+                       ["table", "status", "version", "rows", "days", "window", "seconds"]))
+    print(f"run {report.run_id} in {report.seconds:.1f} s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run every stage built so far on the real flights data."""
+    from fti.catalog import build_catalog
+    from fti.demo import run_demo
+    from fti.report import format_table
+
+    if args.system not in (None, "flights"):
+        raise FtiError("fti demo runs the flights system", hint="drop --system or pass --system flights")
+    settings, spark, store = _session(args)
+    report = run_demo(store, settings)
+    landed = sum(b.flights for b in report.batches)
+    print(f"\nlanded {len(report.batches)} new batch(es), {landed} flights; "
+          f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s\n")
+    catalog = build_catalog(settings, store)
+    print(format_table([(t["name"], t["kind"], t["version"], t["rows"]) for t in catalog["tables"]],
+                       ["table", "kind", "version", "rows"]))
+    print(f"\nhome: {settings.home}\nlook at it: fti catalog --home {settings.home}")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
+    from fti.features.maintenance import vacuum_tables
+    from fti.registry import pins
+    from fti.store.delta_rs import DeltaRsStore
+
+    settings = _settings(args)
+    store = DeltaRsStore(None, settings.home)  # type: ignore[arg-type]  # vacuum reads and edits the log only
+    tables = args.table or store.list_tables()
+    results = vacuum_tables(store, tables, retention_hours=args.retention_hours, pins=pins(settings),
+                            force=args.force, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for res in results:
+        print(f"{res['table']}: {verb} {len(res['deleted'])} file(s)")
+        for pin in res["broken_pins"]:
+            print(f"  model {pin.owner} can no longer rebuild its training set ({pin.table} version {pin.version})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fti`` (also used to document the commands)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -83,6 +217,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("catalog", parents=[common], help="list tables, feature groups and registered models")
     p.add_argument("--json", action="store_true", help="print one JSON object (schema_version 1)")
     p.set_defaults(handler=cmd_catalog)
+
+    p = sub.add_parser("ingest", parents=[common], help="land raw data (flights replay, synthetic batch, or a file)")
+    p.add_argument("--through", help="replay up to this day (inclusive, system time zone), YYYY-MM-DD")
+    p.add_argument("--batch", choices=["day", "week", "month"], help="replay batch size (default from config)")
+    p.add_argument("--now", help="landing clock, ISO-8601 (default: the end of each batch; for --file: now)")
+    p.add_argument("--source", help="raw source to land --file into (flights: raw_flights, raw_weather...)")
+    p.add_argument("--file", help="CSV (with header) or parquet file to land")
+    p.add_argument("--entities", type=int, help="synthetic: number of entities")
+    p.add_argument("--events-per-day", type=int, help="synthetic: events per entity and day")
+    p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("features", parents=[common], help="run the feature pipeline (or: features delete)")
+    p.add_argument("action", nargs="?", choices=["delete"], help="delete: remove an entity's rows from a group")
+    p.add_argument("--now", help="the run's clock, ISO-8601 (default: wall clock)")
+    p.add_argument("--start", help="backfill from this day (inclusive)")
+    p.add_argument("--end", help="backfill up to this day (exclusive)")
+    p.add_argument("--group", action="append", help="only this feature group (repeatable)")
+    p.add_argument("--where", help="delete: COLUMN=VALUE of the entity key")
+    p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
+    p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")
+    p.add_argument("--retention-hours", type=float, help="keep files removed less than this long ago "
+                   "(default: the table's retention, 365 days)")
+    p.add_argument("--force", action="store_true", help="vacuum even if registered models lose rebuildability")
+    p.add_argument("--dry-run", action="store_true", help="only list the files")
+    p.set_defaults(handler=cmd_vacuum)
+
+    p = sub.add_parser("demo", parents=[common], help="run every built stage on the real flights data")
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -43,6 +43,17 @@ class BatchResult:
     flights_version: int
     weather_version: int
 
+    @staticmethod
+    def count_names() -> list[str]:
+        return ["flights", "weather hours"]
+
+    def counts(self) -> tuple[int, int]:
+        return self.flights, self.weather
+
+    @property
+    def version(self) -> int:
+        return self.flights_version
+
 
 @lru_cache(maxsize=1)
 def _frames() -> dict[str, pd.DataFrame]:
