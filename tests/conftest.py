@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+
+# Naive datetimes from Spark are UTC only when the process runs in UTC.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 # Workers must run this interpreter (the venv's), not the system Python.
 os.environ["PYSPARK_PYTHON"] = sys.executable

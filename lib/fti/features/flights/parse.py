@@ -49,16 +49,21 @@ def _parse_number_checks(df: DataFrame, ints: tuple[str, ...], floats: tuple[str
         kind = "int" if col in ints else "double"
         parsed = F.expr(f"try_cast(trim(`{col}`) as double)")
         df = df.withColumn(f"_{col}", parsed)
-        checks.append((F.col(col).isNotNull() & F.col(f"_{col}").isNull(),
+        value = F.col(f"_{col}")
+        finite = ~F.isnan(value) & (F.abs(value) != float("inf"))
+        checks.append((F.col(col).isNotNull() & value.isNull(),
                        F.concat(F.lit(f"unparseable {col}: '"), F.col(col), F.lit("'"))))
-        checks.append((F.isnan(F.col(f"_{col}")) | (F.abs(F.col(f"_{col}")) == float("inf")),
-                       F.lit(f"{col} is not a finite number")))
+        checks.append((~finite, F.lit(f"{col} is not a finite number")))
         if kind == "int":
-            checks.append((F.col(f"_{col}") != F.floor(F.col(f"_{col}")), F.lit(f"{col} is not a whole number")))
+            checks.append(((value % 1) != 0, F.lit(f"{col} is not a whole number")))
         if col in ranges:
             lo, hi = ranges[col]
-            checks.append(((F.col(f"_{col}") < lo) | (F.col(f"_{col}") > hi),
+            checks.append(((value < lo) | (value > hi),
                            F.concat(F.lit(f"{col} out of range [{lo}, {hi}]: "), F.col(col))))
+    # Later arithmetic (ANSI mode) must never see NaN, infinities or values too large for an int.
+    for col in ints + floats:
+        value = F.col(f"_{col}")
+        df = df.withColumn(f"_{col}", F.when(~F.isnan(value) & (F.abs(value) <= 1e9), value))
     return df, checks
 
 
@@ -115,24 +120,24 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
                   for c in ("carrier", "flight", "origin", "dest", "year", "month", "day", "sched_dep_time",
                             "hour", "minute", "time_hour")]
     df, time_checks = _time_hour_checks(df, now)
-    sched_dep = F.expr("timestampadd(MINUTE, cast(_minute as int), _time_hour)")
+    sched_dep = F.expr("timestampadd(MINUTE, try_cast(_minute as int), _time_hour)")
     df = df.withColumn("sched_dep_utc", sched_dep)
     consistency = [((F.col("_hour") * 100 + F.col("_minute")) != F.col("_sched_dep_time"),
                     F.lit("sched_dep_time disagrees with hour/minute"))]
     reason = _first_reason(key_checks + checks + time_checks + consistency)
     df = df.withColumn("_reason", reason)
     flight_id = F.concat_ws("-", F.date_format("sched_dep_utc", "yyyyMMdd'T'HHmm'Z'"), F.trim("carrier"),
-                            F.col("_flight").cast("int").cast("string"))
+                            F.expr("try_cast(_flight as int)").cast("string"))
     df = df.withColumn("flight_id", F.when(F.col("_reason").isNull(), flight_id))
     df = df.withColumn("_reason", F.coalesce(F.col("_reason"), _dedupe_reason(df, ["flight_id"], FLIGHTS.columns)))
 
     zones = F.create_map(*[x for k, v in sorted(airport_zones.items()) for x in (F.lit(k), F.lit(v))]) \
         if airport_zones else F.create_map().cast("map<string,string>")
     dest_tz = zones[F.col("dest")].cast(StringType())
-    actual_dep = F.expr("timestampadd(MINUTE, cast(_dep_delay as int), sched_dep_utc)")
+    actual_dep = F.expr("timestampadd(MINUTE, try_cast(_dep_delay as int), sched_dep_utc)")
     df = df.withColumn("actual_dep_utc", F.when(F.col("_dep_delay").isNotNull(), actual_dep))
     dep_at_dest = F.from_utc_timestamp(F.col("actual_dep_utc"), dest_tz)
-    arr_minutes = (F.floor(F.col("_arr_time") / 100) * 60 + F.col("_arr_time") % 100).cast("int")
+    arr_minutes = F.expr("try_cast(floor(_arr_time / 100) * 60 + _arr_time % 100 as int)")
     cand_local = F.expr("timestampadd(MINUTE, _arr_minutes, to_timestamp(to_date(_dep_at_dest)))")
     df = df.withColumn("_dep_at_dest", dep_at_dest).withColumn("_arr_minutes", arr_minutes)
     df = df.withColumn("_cand_local", cand_local)
@@ -146,7 +151,7 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
         "flight_id",
         F.to_date(local_sched).alias("day"),
         F.trim("carrier").alias("carrier"),
-        F.col("_flight").cast("int").alias("flight"),
+        F.expr("try_cast(_flight as int)").alias("flight"),
         F.when(F.trim("tailnum") != "", F.trim("tailnum")).alias("tailnum"),
         F.trim("origin").alias("origin"),
         F.trim("dest").alias("dest"),
