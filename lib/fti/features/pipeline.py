@@ -34,6 +34,7 @@ from fti.timeutil import UTC, days
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
 
     from fti.config import Settings
 
@@ -122,14 +123,35 @@ def _column_stats(df: DataFrame, columns: Sequence[str]) -> dict[str, dict[str, 
     return out
 
 
-def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGroup) -> str:
-    from pyspark.sql.types import _parse_datatype_string  # noqa: F401 - needs the active Spark context
+def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGroup) -> tuple[str, bool]:
+    """Create the group's table, or accept an additive change of its definition.
 
+    Returns:
+        ``(table name, evolving)``: evolving is True when the definition adds columns to an existing table
+        (the write adds them: a new version where older rows read as null).
+
+    Raises:
+        FtiError: A breaking change (a changed type or key): that needs a new group version (``name_v2``).
+    """
     name = group.table(system.name)
-    store.create_table(name, group.schema(dict(system.key_types)), kind="feature_group", partition_by=["day"],
-                       description=group.description, properties={"fti.definition": group.to_json(),
-                                                                  "fti.feature_group": group.name})
-    return name
+    schema = group.schema(dict(system.key_types))
+    if not store.exists(name):
+        store.create_table(name, schema, kind="feature_group", partition_by=["day"], description=group.description,
+                           properties={"fti.definition": group.to_json(), "fti.feature_group": group.name})
+        return name, False
+    current = {f.name: f.dataType for f in store.schema(name).fields}
+    wanted = {f.name: f.dataType for f in schema.fields}
+    changed = [c for c in current if c in wanted and wanted[c] != current[c]]
+    removed = [c for c in current if c not in wanted]
+    if changed or removed:
+        raise FtiError(
+            f"feature group {group.name} changed incompatibly with its table {name}: "
+            + "; ".join([f"column '{c}' is {current[c].simpleString()} in the table, {wanted[c].simpleString()} "
+                         "in the definition" for c in changed] + [f"column '{c}' was removed" for c in removed]),
+            hint=f"a breaking change is a new group version: name it {group.name}_v2 and keep {group.name} for "
+                 "the models that pin it",
+        )
+    return name, any(c not in current for c in wanted)
 
 
 def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
@@ -212,18 +234,21 @@ def _affected_days(store: TableStore, raw: str, table: str, source: str, version
     return affected, mark
 
 
-def _finish(group_out: DataFrame, *, keys: Sequence[str], schema_names: Sequence[str], now: dt.datetime) -> DataFrame:
-    """Add ``ingested_at``; keep one row per (keys, event_time) (the later day wins); table column order."""
+def _finish(group_out: DataFrame, *, keys: Sequence[str], schema: StructType, now: dt.datetime) -> DataFrame:
+    """Add ``ingested_at``; keep one row per (keys, event_time) (the later day wins); the definition's
+    column order and types (the definition is the contract, whatever the transform's arithmetic gives)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     win = Window.partitionBy(*keys, "event_time").orderBy(F.col("day").desc())
     out = group_out.withColumn("_r", F.row_number().over(win)).where("_r = 1").drop("_r")
-    return out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*schema_names)
+    out = out.withColumn("ingested_at", F.lit(now).cast("timestamp"))
+    return out.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
 def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
-        end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None) -> FeatureRunReport:
+        end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None,
+        system: SystemSpec | None = None) -> FeatureRunReport:
     """Run the feature pipeline of ``settings.system`` once.
 
     Args:
@@ -235,6 +260,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         groups: Only these feature groups (default: config ``features.groups`` or all); labels are
             written whenever all groups run.
         run_id: Run id (default: a new one).
+        system: The system's spec (default: the registered one for ``settings.system``).
 
     Returns:
         What the run did.
@@ -247,7 +273,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
 
     started = time.perf_counter()
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
-    system = get_system(settings.system)
+    system = system or get_system(settings.system)
     run_ctx = RunContext(run_id=run_id or new_run_id("features"), pipeline="features")
     backfill = start is not None or end is not None
     if backfill and (start is None or end is None or end <= start):
@@ -321,12 +347,12 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
             continue
         lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
         inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
+        evolving = False
         if group is not None:
-            name = _ensure_group_table(store, system, group)
+            name, evolving = _ensure_group_table(store, system, group)
             out = group.transform({source: inputs}, now=now)
-            schema = store.schema(name)
             out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
-                          schema_names=schema.fieldNames(), now=now)
+                          schema=group.schema(dict(system.key_types)), now=now)
             stat_cols = ["event_time", *group.feature_names]
         else:
             name = _ensure_labels_table(store, system)
@@ -339,11 +365,13 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         txn = None if backfill else Txn(f"features:{name}", versions[source])
         result = store.replace_partitions(
             name, out, [{"day": d} for d in affected], txn=txn,
-            watermarks=None if backfill else {source: versions[source]}, run=run_ctx,
+            watermarks=None if backfill else {source: versions[source]}, run=run_ctx, allow_new_columns=evolving,
             metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
                       "fti.backfill": backfill},
         )
         out.unpersist()
+        if evolving and group is not None:
+            store.set_properties(name, {"fti.definition": group.to_json()})
         report.outputs.append(OutputResult(name, "written" if not result.skipped else "up to date", result.version,
                                            rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
         log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),

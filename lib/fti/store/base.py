@@ -378,6 +378,18 @@ class TableStore(ABC):
             names.append(rel.as_posix())
         return sorted(names)
 
+    def set_properties(self, name: str, properties: Mapping[str, str], *, run: RunContext | None = None) -> int:
+        """Set table properties (one commit). Returns the new version."""
+        from deltalake import DeltaTable
+        from deltalake.transaction import CommitProperties
+
+        run = run or RunContext()
+        with self.commit_lock(name):
+            DeltaTable(self.uri(name)).alter.set_table_properties(
+                dict(properties), raise_if_not_exists=False,
+                commit_properties=CommitProperties(custom_metadata=self.commit_metadata(run, "set_properties")))
+        return self.version(name)
+
     # ----------------------------------------------------------------------------- retention
     def vacuum(self, name: str, *, retention_hours: float | None = None, pins: Sequence[Pin] = (),
                force: bool = False, dry_run: bool = False) -> dict[str, Any]:

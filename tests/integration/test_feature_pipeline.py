@@ -1,0 +1,246 @@
+"""The incremental feature pipeline on small hand-made raw batches (real Spark, real Delta tables)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+
+from fti.errors import FaultInjected, FtiError
+from fti.features import pipeline
+from fti.features.definitions import Feature
+from fti.features.flights.sources import AIRPORTS, FLIGHTS, WEATHER
+from fti.features.maintenance import delete_by_key
+from fti.features.systems import get_system
+from fti.ingest import BadFileError, land, land_file
+
+UTC = dt.timezone.utc
+GROUP_TABLES = ["flights/carrier_delay", "flights/origin_delay", "flights/route_delay", "flights/origin_weather",
+                "flights/aircraft_legs", "flights/labels"]
+
+
+def fl(day, hhmm, delay, carrier="UA", num=1, tail="N1", dest="ORD", month=1):
+    hour, minute = divmod(hhmm, 100)
+    th = dt.datetime(2013, month, day, hour) + dt.timedelta(hours=5)
+    dep_delay = None if delay is None else str(delay)
+    arr = None if delay is None else f"{(hour + 1) % 24}{minute:02d}"
+    values = dict(year="2013", month=str(month), day=str(day), dep_time=None, sched_dep_time=str(hhmm),
+                  dep_delay=dep_delay, arr_time=arr, sched_arr_time=None, arr_delay=dep_delay, carrier=carrier,
+                  flight=str(num), tailnum=tail, origin="EWR", dest=dest, air_time="100", distance="719",
+                  hour=str(hour), minute=str(minute), time_hour=th.strftime("%Y-%m-%dT%H:00:00Z"))
+    return tuple(values[c] for c in FLIGHTS.columns)
+
+
+def wx(day, hour, temp="40"):
+    th = dt.datetime(2013, 1, day, hour) + dt.timedelta(hours=5)
+    values = dict(origin="EWR", year="2013", month="1", day=str(day), hour=str(hour), temp=temp, dewp=None,
+                  humid=None, wind_dir=None, wind_speed="5", wind_gust=None, precip="0", pressure="1010", visib="10",
+                  time_hour=th.strftime("%Y-%m-%dT%H:00:00Z"))
+    return tuple(values[c] for c in WEATHER.columns)
+
+
+@pytest.fixture(scope="module")
+def settings(home):
+    """This module's batches are tiny: one bad row in five must not stop the run."""
+    from fti.config import load_config
+
+    return load_config("flights", home=home, env={"FTI__FEATURES__MAX_BAD_SHARE": "0.5"})
+
+
+def land_rows(spark, store, source, rows, now):
+    df = spark.createDataFrame(rows, ", ".join(f"`{c}` string" for c in source.columns))
+    return land(store, "flights", source, df, ingested_at=now, source_label="test")
+
+
+def clock(day):
+    return dt.datetime(2013, 1, day, 5, tzinfo=UTC)
+
+
+def versions(store):
+    return {t: store.version(t) for t in GROUP_TABLES}
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, store, settings):
+    land_rows(spark, store, AIRPORTS, [("ORD", "Chicago", None, None, None, "-6", "A", "America/Chicago")], clock(1))
+    batch1 = [fl(1, 800, 20, num=1), fl(1, 1200, 0, num=2, tail="N2"), fl(1, 1600, 45, num=3),
+              fl(2, 900, -3, num=4), fl(2, 1000, None, num=5, tail="N3"), fl(2, 1300, 16, carrier="AA", num=6, tail="N4"),
+              fl(3, 700, 0, carrier="AA", num=7, tail="N4")]
+    land_rows(spark, store, FLIGHTS, batch1, clock(4))
+    land_rows(spark, store, WEATHER, [wx(1, 10), wx(2, 10), wx(3, 10)], clock(4))
+    return pipeline.run(store, settings, now=clock(4))
+
+
+def test_first_run_one_version_per_table(first_run, store):
+    assert versions(store) == {t: 1 for t in GROUP_TABLES}
+    assert [o.status for o in first_run.outputs] == ["written"] * 6
+    assert store.read("flights/labels").count() == 7
+    assert first_run.new_rows == {"raw_flights": 7, "raw_weather": 3}
+    assert first_run.bad_rows == {"raw_flights": 0, "raw_weather": 0}
+    props = store.properties("flights/carrier_delay")
+    assert props["fti.kind"] == "feature_group" and '"keys": ["carrier"]' in props["fti.definition"]
+
+
+def test_feature_rows_by_hand(first_run, spark, store):
+    got = store.read("flights/carrier_delay").select("carrier", "day", "event_time", "dep_delay_rate_7d", "flights_7d")
+    expected = spark.createDataFrame([
+        ("UA", dt.date(2013, 1, 1), dt.datetime(2013, 1, 1, 21, 45), 2 / 3, 3),
+        ("UA", dt.date(2013, 1, 2), dt.datetime(2013, 1, 2, 13, 57), 0.5, 4),
+        ("AA", dt.date(2013, 1, 2), dt.datetime(2013, 1, 2, 18, 16), 1.0, 1),
+        ("AA", dt.date(2013, 1, 3), dt.datetime(2013, 1, 3, 12, 0), 0.5, 2),
+    ], "carrier string, day date, event_time timestamp, dep_delay_rate_7d double, flights_7d long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_second_run_is_a_noop(first_run, store, settings):
+    before = versions(store)
+    q_before = store.version("flights/quarantine")
+    report = pipeline.run(store, settings, now=clock(4))
+    assert report.up_to_date
+    assert versions(store) == before
+    assert store.version("flights/quarantine") == q_before
+
+
+def test_bad_rows_quarantined_good_rows_written(first_run, spark, store, settings):
+    bad = list(fl(4, 900, 5, num=10))
+    bad[FLIGHTS.columns.index("dep_delay")] = "abc"
+    raw = land_rows(spark, store, FLIGHTS, [fl(4, 800, 1, num=8), fl(4, 1000, 2, num=9), tuple(bad),
+                                            fl(4, 1100, 3, num=11), fl(4, 1200, 4, num=12)], clock(5))
+    report = pipeline.run(store, settings, now=clock(5))
+    assert report.bad_rows["raw_flights"] == 1 and report.new_rows["raw_flights"] == 5
+    q = store.read("flights/quarantine").where("source = 'raw_flights'")
+    rows = q.collect()
+    assert len(rows) == 1
+    assert rows[0].reason == "unparseable dep_delay: 'abc'"
+    assert rows[0].raw_version == raw.version and rows[0].run_id == report.run_id
+    assert '"dep_delay":"abc"' in rows[0].raw_row
+    assert store.read("flights/labels").where("day = '2013-01-04'").count() == 4
+
+
+def test_late_rows_recompute_only_their_windows(first_run, spark, store, settings):
+    land_rows(spark, store, FLIGHTS, [fl(2, 1500, 60, num=13, tail="N9")], clock(6))  # arrives days late
+    report = pipeline.run(store, settings, now=clock(6))
+    windows = {o.table: (o.first_day, o.last_day) for o in report.outputs}
+    assert windows["flights/carrier_delay"] == (dt.date(2013, 1, 2), dt.date(2013, 1, 29))
+    assert windows["flights/origin_delay"] == (dt.date(2013, 1, 2), dt.date(2013, 1, 8))
+    assert windows["flights/aircraft_legs"] == (dt.date(2013, 1, 2), dt.date(2013, 1, 2))
+    assert windows["flights/labels"] == (dt.date(2013, 1, 2), dt.date(2013, 1, 2))
+    assert windows["flights/origin_weather"] is not None
+    weather = [o for o in report.outputs if o.table == "flights/origin_weather"][0]
+    assert weather.status == "up to date"  # no new weather: that group is not touched
+    ua2 = store.read("flights/carrier_delay").where("carrier = 'UA' and day = '2013-01-02'").first()
+    assert ua2.flights_7d == 5 and ua2.event_time == dt.datetime(2013, 1, 2, 21, 0)
+    # the history says which days each commit replaced
+    assert store.history("flights/aircraft_legs")[0]["fti.days"] == "2013-01-02..2013-01-02"
+
+
+def test_backfill_equals_incremental(first_run, store, settings):
+    cols = ["carrier", "day", "event_time", "dep_delay_rate_7d", "flights_7d", "mean_dep_delay_28d"]
+    before = store.read("flights/carrier_delay").select(*cols)
+    v = store.version("flights/carrier_delay")
+    report = pipeline.run(store, settings, now=clock(7), start=dt.date(2013, 1, 1), end=dt.date(2013, 1, 6),
+                          groups=["carrier_delay"])
+    assert [o.status for o in report.outputs] == ["written"]
+    assert store.version("flights/carrier_delay") == v + 1
+    assert_df_equality(store.read("flights/carrier_delay").select(*cols), before, ignore_row_order=True)
+
+
+def test_failed_run_then_rerun_no_duplicates(first_run, spark, store, settings, monkeypatch):
+    bad = list(fl(5, 900, 5, num=20))
+    bad[FLIGHTS.columns.index("carrier")] = ""
+    land_rows(spark, store, FLIGHTS, [fl(5, 800, 1, num=21), tuple(bad), fl(5, 1000, 1, num=22),
+                                      fl(5, 1100, 1, num=23), fl(5, 1200, 1, num=24)], clock(7))
+    monkeypatch.setenv("FTI_FAULT", "after_commit@flights/origin_delay:raise")
+    with pytest.raises(FaultInjected):
+        pipeline.run(store, settings, now=clock(7))
+    monkeypatch.delenv("FTI_FAULT")
+    # quarantine and the groups before the fault committed; the others did not move
+    assert store.read("flights/quarantine").where("reason = 'null or empty key: carrier'").count() == 1
+    report = pipeline.run(store, settings, now=clock(7))
+    statuses = {o.table: o.status for o in report.outputs}
+    assert statuses["flights/carrier_delay"] == "up to date" and statuses["flights/labels"] == "written"
+    assert store.read("flights/quarantine").where("reason = 'null or empty key: carrier'").count() == 1
+    assert store.read("flights/labels").where("day = '2013-01-05'").count() == 4
+
+
+def test_too_many_bad_rows_stop_before_features(first_run, spark, store, settings):
+    rows = []
+    for i in range(4):
+        r = list(fl(6, 800 + i * 100, 1, num=30 + i))
+        r[FLIGHTS.columns.index("time_hour")] = "yesterday"
+        rows.append(tuple(r))
+    land_rows(spark, store, FLIGHTS, rows + [fl(6, 1300, 1, num=40)], clock(8))
+    before = versions(store)
+    with pytest.raises(pipeline.TooManyBadRows, match="4 of 5 new rows of flights/raw_flights failed validation \\(80.0% > 50.0%\\)"):
+        pipeline.run(store, settings, now=clock(8))
+    assert versions(store) == before
+    assert store.read("flights/quarantine").where("reason like 'unparseable time_hour%'").count() == 4
+
+
+def test_bad_files_refused_whole(first_run, spark, store, tmp_path):
+    import pandas as pd
+
+    before = store.version("flights/raw_flights")
+    good = dict(zip(FLIGHTS.columns, fl(7, 800, 1)))
+    extra = tmp_path / "extra.csv"
+    pd.DataFrame([{**good, "gate": "A1"}]).to_csv(extra, index=False)
+    with pytest.raises(BadFileError, match="unknown column\\(s\\) gate; nothing was landed"):
+        land_file(spark, store, "flights", FLIGHTS, extra, now=clock(8))
+    missing = tmp_path / "missing.csv"
+    pd.DataFrame([{k: v for k, v in good.items() if k not in ("tailnum", "dest")}]).to_csv(missing, index=False)
+    with pytest.raises(BadFileError, match="missing column\\(s\\) tailnum, dest"):
+        land_file(spark, store, "flights", FLIGHTS, missing, now=clock(8))
+    empty = tmp_path / "empty.csv"
+    pd.DataFrame(columns=list(FLIGHTS.columns)).to_csv(empty, index=False)
+    with pytest.raises(BadFileError, match="has no rows"):
+        land_file(spark, store, "flights", FLIGHTS, empty, now=clock(8))
+    truncated = tmp_path / "cut.parquet"
+    pd.DataFrame([good]).to_parquet(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:50])
+    with pytest.raises(BadFileError, match="cannot read .*cut.parquet"):
+        land_file(spark, store, "flights", FLIGHTS, truncated, now=clock(8))
+    assert store.version("flights/raw_flights") == before
+    ok = tmp_path / "ok.parquet"
+    pd.DataFrame([good]).to_parquet(ok)
+    assert land_file(spark, store, "flights", FLIGHTS, ok, now=clock(8)).version == before + 1
+
+
+def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):
+    system = get_system("flights")
+    old = system.group("carrier_delay")
+    wider = dataclasses.replace(old, features=old.features + (Feature("dep_delay_max_28d", "double", "max delay"),),
+                                transform=lambda inputs, **kw: old.transform(inputs, **kw).withColumn(
+                                    "dep_delay_max_28d", __import__("pyspark.sql.functions", fromlist=["lit"]).lit(1.0)))
+    evolved = dataclasses.replace(system, groups=tuple(wider if g.name == "carrier_delay" else g for g in system.groups))
+    v = store.version("flights/carrier_delay")
+    pipeline.run(store, settings, now=clock(8), start=dt.date(2013, 1, 3), end=dt.date(2013, 1, 4),
+                 groups=["carrier_delay"], system=evolved)
+    assert "dep_delay_max_28d" in store.schema("flights/carrier_delay").fieldNames()
+    by_day = {r.day: r.dep_delay_max_28d for r in store.read("flights/carrier_delay").collect()}
+    assert by_day[dt.date(2013, 1, 3)] == 1.0 and by_day[dt.date(2013, 1, 1)] is None  # old rows read as null
+    assert "dep_delay_max_28d" not in store.read("flights/carrier_delay", version=v).columns
+    assert "dep_delay_max_28d" in store.properties("flights/carrier_delay")["fti.definition"]
+    # a type change is refused, and a v2 group is a new table that leaves the old one readable
+    retyped = dataclasses.replace(old, features=(Feature("flights_7d", "double", "now a double"),) + old.features[2:])
+    broken = dataclasses.replace(system, groups=(retyped,))
+    with pytest.raises(FtiError, match="name it carrier_delay_v2"):
+        pipeline.run(store, settings, now=clock(8), groups=["carrier_delay"], system=broken,
+                     start=dt.date(2013, 1, 3), end=dt.date(2013, 1, 4))
+    v2 = dataclasses.replace(retyped, name="carrier_delay_v2")
+    pipeline.run(store, settings, now=clock(8), groups=["carrier_delay_v2"], system=dataclasses.replace(system, groups=(v2,)),
+                 start=dt.date(2013, 1, 1), end=dt.date(2013, 1, 4))
+    assert store.read("flights/carrier_delay_v2").count() > 0
+    assert store.read("flights/carrier_delay").count() > 0
+
+
+def test_delete_by_key(first_run, store, settings):
+    v = store.version("flights/carrier_delay")
+    result = delete_by_key(store, settings, group="carrier_delay", where="carrier=AA")
+    assert result.rows >= 2 and result.version == v + 1
+    assert store.read("flights/carrier_delay").where("carrier = 'AA'").count() == 0
+    assert store.read("flights/carrier_delay", version=v).where("carrier = 'AA'").count() == result.rows
+    assert "fti vacuum --table flights/carrier_delay --retention-hours 0 --force" in result.message
+    with pytest.raises(FtiError, match="'day' is not a key of feature group carrier_delay"):
+        delete_by_key(store, settings, group="carrier_delay", where="day=2013-01-01")
