@@ -176,12 +176,19 @@ def _touched_days(store: TableStore, raw: str, files: dict[str, int], version: i
     return {dt.date.fromisoformat(by_path[p]) for p in files if by_path.get(p)}
 
 
-def _quarantine(store: TableStore, system: SystemSpec, source: str, version: int, *, now: dt.datetime,
-                run: RunContext, context: dict[str, Any]) -> tuple[int, int]:
-    """Validate the raw rows added since the quarantine watermark and write the bad ones.
+def _read_and_validate(store: TableStore, system: SystemSpec, source: str, version: int, needed: set[dt.date], *,
+                       now: dt.datetime, run: RunContext, context: dict[str, Any],
+                       max_bad_share: float) -> tuple[DataFrame | None, DataFrame | None, int, int]:
+    """Read the raw rows a run needs ONCE, parse them, and quarantine the bad ones among the new rows.
+
+    The rows read are those of the days the outputs need, plus the rows added since the quarantine
+    table's watermark and the other rows of their days (duplicates are judged among all rows of a day).
 
     Returns:
-        ``(new_rows, bad_rows)``.
+        ``(good rows or None when nothing is needed; the cached parse to unpersist; new rows; bad new rows)``.
+
+    Raises:
+        TooManyBadRows: Past ``max_bad_share`` (after the quarantine commit).
     """
     from pyspark.sql import functions as F
 
@@ -190,37 +197,53 @@ def _quarantine(store: TableStore, system: SystemSpec, source: str, version: int
     raw = src.table(system.name)
     qname = _ensure_quarantine_table(store, system.name)
     mark = store.watermark(qname, source)
-    if mark is not None and mark >= version:
-        return 0, 0
-    added = store.added_files(raw, after=mark, upto=version)
-    new_rows = sum(f["rows"] or 0 for f in store.file_actions(raw, version=version) if f["path"] in added)
-    touched = _touched_days(store, raw, added, version)
-    # Duplicates are judged among all rows of the touched days; new files are read even when their day
-    # is unknown (rows whose date does not parse).
-    paths = sorted(set(added) | {f["path"] for f in store.file_actions(raw, version=version)
-                                 if f["partition"].get("land_day")
-                                 and dt.date.fromisoformat(f["partition"]["land_day"]) in touched})
+    added = store.added_files(raw, after=mark, upto=version) if mark is None or mark < version else {}
+    files = store.file_actions(raw, version=version)
+    new_rows = sum(f["rows"] or 0 for f in files if f["path"] in added)
+    by_path = {f["path"]: f["partition"].get("land_day") for f in files}
+    touched = {dt.date.fromisoformat(by_path[p]) for p in added if by_path.get(p)}
+    wanted_days = needed | touched
+    paths = sorted(set(added) | {p for p, d in by_path.items() if d and dt.date.fromisoformat(d) in wanted_days})
+    if not paths:
+        return None, None, 0, 0
     rows = store.read_files(raw, paths, version=version)
-    versions = spark.createDataFrame([(p.rsplit("/", 1)[-1], int(v)) for p, v in added.items()] or [("", -1)],
-                                     "_file string, _raw_version bigint")
-    rows = (rows.join(F.broadcast(versions), "_file", "left")
+    tags = spark.createDataFrame([(p.rsplit("/", 1)[-1], int(v)) for p, v in added.items()] or [("", -1)],
+                                 "_file string, _raw_version bigint")
+    rows = (rows.join(F.broadcast(tags), "_file", "left")
             .withColumn("_raw_row", F.to_json(F.struct(*[F.col(c) for c in src.columns])))
             .withColumn("_raw_ingested_at", F.col("ingested_at"))
             .withColumn("_raw_land_day", F.col("land_day")))
-    parsed = system.parsers[source](rows, now=now, **context)
-    bad = parsed.where(F.col("_reason").isNotNull() & F.col("_raw_version").isNotNull()).select(
-        F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"), F.lit(run.run_id).alias("run_id"),
-        F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
-        F.col("_raw_ingested_at").alias("ingested_at"), F.lit(now).cast("timestamp").alias("detected_at"),
-        F.col("_raw_land_day").alias("land_day"),
-    ).cache()
-    bad_rows = bad.count()
-    first = (mark if mark is not None else -1) + 1
-    store.replace_partitions(qname, bad.coalesce(1), [{"source": source, "raw_version": v} for v in range(first, version + 1)],
-                             watermarks={source: version}, run=run,
-                             metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
-    bad.unpersist()
-    return new_rows, bad_rows
+    parsed = system.parsers[source](rows, now=now, **context).cache()
+    bad_rows = 0
+    if added:
+        bad = parsed.where(F.col("_reason").isNotNull() & F.col("_raw_version").isNotNull()).select(
+            F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"),
+            F.lit(run.run_id).alias("run_id"), F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
+            F.col("_raw_ingested_at").alias("ingested_at"), F.lit(now).cast("timestamp").alias("detected_at"),
+            F.col("_raw_land_day").alias("land_day"),
+        ).cache()
+        bad_rows = bad.count()
+        first = (mark if mark is not None else -1) + 1
+        store.replace_partitions(qname, bad.coalesce(1),
+                                 [{"source": source, "raw_version": v} for v in range(first, version + 1)],
+                                 watermarks={source: version}, run=run,
+                                 metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
+        bad.unpersist()
+        if new_rows:
+            log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new_rows, bad_rows,
+                     100.0 * bad_rows / new_rows)
+        if new_rows and bad_rows / new_rows > max_bad_share:
+            parsed.unpersist()
+            raise TooManyBadRows(
+                f"{bad_rows} of {new_rows} new rows of {raw} failed validation "
+                f"({100.0 * bad_rows / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%); feature tables were not changed",
+                hint=f"inspect them: the quarantine table {quarantine_table(system.name)} (run id {run.run_id}); "
+                     "raise features.max_bad_share to accept them",
+            )
+    if not needed:
+        parsed.unpersist()
+        return None, None, new_rows, bad_rows
+    return parsed.where(F.col("_reason").isNull()).drop("_reason"), parsed, new_rows, bad_rows
 
 
 def _affected_days(store: TableStore, raw: str, table: str, source: str, version: int,
@@ -293,22 +316,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions))
     context = system.context(store, system.name)
 
-    # 1. quarantine (always incremental: rows are judged once, when they arrive)
-    for source in sources:
-        new, bad = _quarantine(store, system, source, versions[source], now=now, run=run_ctx, context=context)
-        report.new_rows[source], report.bad_rows[source] = new, bad
-        if new:
-            log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new, bad, 100.0 * bad / new)
-        limit = settings.config.features.max_bad_share
-        if new and bad / new > limit:
-            raise TooManyBadRows(
-                f"{bad} of {new} new rows of {system.sources[source].table(system.name)} failed validation "
-                f"({100.0 * bad / new:.1f}% > {100.0 * limit:.1f}%); feature tables were not changed",
-                hint=f"inspect them: the quarantine table {quarantine_table(system.name)} (run id {run_ctx.run_id}); "
-                     "raise features.max_bad_share to accept them",
-            )
-
-    # 2. which days each output rewrites
+    # 1. which days each output rewrites
     outputs: list[tuple[str, str, FeatureGroup | None, int]] = []
     for group in chosen:
         outputs.append((group.table(system.name), group.sources[0], group, group.lookback_days))
@@ -322,21 +330,21 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
             raw = system.sources[source].table(system.name)
             plan[table], _ = _affected_days(store, raw, table, source, versions[source], lookback)
 
-    # 3. read and parse each source ONCE for the union of the days its outputs need
+    # 2. read and parse each source ONCE; quarantine its new bad rows (always incremental: rows are
+    #    judged once, when they arrive); stop before any feature write past the bad-row share
     parsed: dict[str, DataFrame] = {}
+    cached: list[DataFrame] = []
     for source in sources:
         needed: set[dt.date] = set()
         for table, src, _, lookback in outputs:
             if src == source and plan[table]:
                 needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
-        if not needed:
-            continue
-        raw = system.sources[source].table(system.name)
-        paths = [f["path"] for f in store.file_actions(raw, version=versions[source])
-                 if f["partition"].get("land_day") and dt.date.fromisoformat(f["partition"]["land_day"]) in needed]
-        rows = store.read_files(raw, paths, version=versions[source])
-        good = system.parsers[source](rows, now=now, **context).where(F.col("_reason").isNull()).drop("_reason")
-        parsed[source] = good.cache()
+        good, base, new, bad = _read_and_validate(store, system, source, versions[source], needed, now=now, run=run_ctx,
+                                            context=context, max_bad_share=settings.config.features.max_bad_share)
+        report.new_rows[source], report.bad_rows[source] = new, bad
+        if good is not None:
+            parsed[source] = good
+            cached.append(base)
 
     # 4. one commit per output
     for table, source, group, lookback in outputs:
@@ -376,7 +384,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
                                            rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
         log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
                  affected[0], affected[-1], time.perf_counter() - t0)
-    for df in parsed.values():
+    for df in cached:
         df.unpersist()
     report.seconds = time.perf_counter() - started
     return report
