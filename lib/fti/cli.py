@@ -185,6 +185,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_leakage(report: dict) -> None:
+    from fti.report import format_table
+
+    print(format_table([(g, f"{r['matched']:.3f}", r["median_age_s"], r["max_age_s"], r["ttl_excluded"],
+                         r["bitemporal_excluded"]) for g, r in report.items()],
+                       ["group", "matched", "median age (s)", "max age (s)", "ttl excluded", "bitemporal excluded"]))
+
+
+def cmd_training_set(args: argparse.Namespace) -> int:
+    """Build a point-in-time training set, or rebuild one from its manifest and compare hashes."""
+    from fti.store.feature_store import FeatureStore
+    from fti.timeutil import parse_day
+
+    settings, spark, store = _session(args)
+    fs = FeatureStore(store, settings)
+    if args.action == "build":
+        ts = fs.get_training_set(None, args.view, bitemporal=args.bitemporal,
+                                 start=parse_day(args.start, option="--start") if args.start else None,
+                                 end=parse_day(args.end, option="--end") if args.end else None)
+        ts = fs.materialize(ts)
+        out = ts.manifest["output"]
+        print(f"training set {out['table']} (version {out['version']}): {out['rows']} rows, "
+              f"{len(ts.feature_columns)} features\nsha256 {out['sha256']}\nmanifest {ts.manifest_file}\n")
+        _print_leakage(ts.manifest["leakage_report"])
+        return 0
+    if bool(args.manifest) == bool(args.model):
+        raise FtiError("fti training-set rebuild needs --manifest PATH or --model NAME@alias|NAME/VERSION")
+    if args.model:
+        from fti.registry import ModelRef, manifest_of_model
+
+        manifest = manifest_of_model(settings, ModelRef.parse(args.model))
+    else:
+        from fti.store.training_set import read_manifest
+
+        manifest = read_manifest(args.manifest)
+    result = fs.rebuild(manifest)
+    verdict = "MATCHES" if result["matches"] else "DIFFERS"
+    print(f"rebuilt {result['table']}: {result['rows']} rows\nexpected {result['expected']}\n"
+          f"actual   {result['actual']}\nhash {verdict}")
+    return 0 if result["matches"] else 4
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
     from fti.features.maintenance import vacuum_tables
@@ -236,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", action="append", help="only this feature group (repeatable)")
     p.add_argument("--where", help="delete: COLUMN=VALUE of the entity key")
     p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser("training-set", parents=[common], help="build a point-in-time training set, or rebuild one")
+    p.add_argument("action", choices=["build", "rebuild"])
+    p.add_argument("--view", help="feature view (default: the config's first)")
+    p.add_argument("--start", help="first prediction day (inclusive)")
+    p.add_argument("--end", help="last prediction day (exclusive)")
+    p.add_argument("--bitemporal", action="store_true", help="only use feature rows stored by the prediction time")
+    p.add_argument("--manifest", help="rebuild: path of a training_set.json")
+    p.add_argument("--model", help="rebuild: the training set of NAME@alias or NAME/VERSION")
+    p.set_defaults(handler=cmd_training_set)
 
     p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
     p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
 from fti.store import Pin
@@ -71,3 +71,44 @@ def pins(settings: Settings) -> list[Pin]:
                 if key.startswith(PIN_TAG):
                     out.append(Pin(table=key[len(PIN_TAG):], version=int(value), owner=f"{model.name}/{mv.version}"))
     return out
+
+
+MANIFEST_TAG = "fti.training_set"
+
+
+def resolve_version(settings: Settings, ref: ModelRef) -> Any:
+    """The registered model version a reference points to.
+
+    Raises:
+        FtiError: Unknown model, version or alias (an alias disappears when its version is deleted).
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not mlflow_store_exists(settings):
+        raise FtiError(f"no MLflow store at {settings.tracking_uri}: no model {ref} has been registered",
+                       hint=f"train one first: fti train --system {settings.system}")
+    mlflow_client = client(settings)
+    try:
+        if ref.alias:
+            return mlflow_client.get_model_version_by_alias(ref.name, ref.alias)
+        return mlflow_client.get_model_version(ref.name, str(ref.version))
+    except MlflowException as exc:
+        known = [m.name for m in mlflow_client.search_registered_models()]
+        what = f"alias '{ref.alias}'" if ref.alias else f"version {ref.version}"
+        if ref.name not in known:
+            raise FtiError(f"no registered model named {ref.name!r}",
+                           hint=f"registered models: {', '.join(known) or 'none'}") from None
+        raise FtiError(f"model {ref.name} has no {what} ({str(exc).splitlines()[0][:120]})",
+                       hint=f"list versions and aliases with: fti catalog; promote with fti model promote {ref.name}/N")\
+            from None
+
+
+def manifest_of_model(settings: Settings, ref: ModelRef) -> dict:
+    """The training-set manifest of a registered model version (its path is tagged on the version)."""
+    from fti.store.training_set import manifest_path, read_manifest
+
+    mv = resolve_version(settings, ref)
+    table = (mv.tags or {}).get(MANIFEST_TAG)
+    if not table:
+        raise FtiError(f"model {ref} (version {mv.version}) has no {MANIFEST_TAG} tag: it was not trained by fti")
+    return read_manifest(manifest_path(settings.home, table))

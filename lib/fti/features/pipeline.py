@@ -366,7 +366,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
             name = _ensure_labels_table(store, system)
             out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
             out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
-            stat_cols = ["prediction_time", "delayed"]
+            stat_cols = ["prediction_time"]
         out = out.repartition(max(1, min(8, len(affected) // 7 + 1)), "day").cache()
         stats = _column_stats(out, stat_cols)
         rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]

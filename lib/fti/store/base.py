@@ -229,9 +229,12 @@ class TableStore(ABC):
             return None
         return self._delta(name).transaction_version(app_id)
 
-    def watermark(self, name: str, source: str) -> int | None:
-        """The raw table version of ``source`` that the data in ``name`` covers, recorded in its commit."""
-        return self.transaction_version(name, WATERMARK_PREFIX + source)
+    def watermark(self, name: str, source: str, *, version: int | None = None) -> int | None:
+        """The raw table version of ``source`` that the data in ``name`` (at ``version``) covers, recorded in
+        its commit."""
+        if version is None:
+            return self.transaction_version(name, WATERMARK_PREFIX + source)
+        return self._delta(name, version).transaction_version(WATERMARK_PREFIX + source)
 
     def history(self, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits, newest first: ``version``, ``timestamp`` (UTC datetime), ``operation``, ``run_id``,

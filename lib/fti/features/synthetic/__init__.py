@@ -1,0 +1,1 @@
+"""The synthetic system: seeded entities and events at any scale, with a leakage canary."""

@@ -1,0 +1,297 @@
+"""The public Python API (notebooks and users): ``FeatureStore``.
+
+``get_training_set(spine_df, feature_view, *, versions=None, bitemporal=False)`` returns a
+:class:`TrainingSet` (the Spark DataFrame and its manifest); ``get_batch_features(feature_view, *, as_of,
+population_df=None)`` gives the features of a population at a prediction time; ``get_latest_features(group,
+keys)`` the newest row per key. Store reads take ``version=`` or ``timestamp=`` (a commit time); ``as_of``
+always means a prediction time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from fti.errors import ConfigError, FtiError
+from fti.store import RunContext, TableStore, new_run_id
+from fti.store.pit import GroupJoin, PitResult, point_in_time_join
+from fti.store.training_set import code_version, content_hash, manifest_path, read_manifest, write_manifest
+from fti.timeutil import UTC, day_start, parse_duration
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from fti.config import FeatureViewConfig, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ViewGroup:
+    """A feature group inside a resolved feature view."""
+
+    group: str
+    table: str
+    keys: dict[str, str]
+    columns: dict[str, str]
+    ttl_seconds: int | None
+    event_time: str = "event_time"
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A named list of features from groups plus spine columns (from ``feature_views`` in the config)."""
+
+    name: str
+    spine_table: str
+    spine_keys: list[str]
+    spine_time: str
+    label: str
+    spine_features: list[str]
+    groups: list[ViewGroup]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.spine_features) + [c for g in self.groups for c in g.columns]
+
+
+@dataclass
+class TrainingSet:
+    """A point-in-time-correct training set: the rows and the manifest that pins how they were made."""
+
+    df: DataFrame
+    manifest: dict[str, Any]
+    pit: PitResult | None = None
+    path: str | None = None
+    manifest_file: str | None = None
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.manifest["spine"]["feature_columns"]) + [
+            c for g in self.manifest["features"] for c in g["columns"]]
+
+
+def _relative(store: TableStore, table: str) -> str:
+    return table  # table names are already relative to the home
+
+
+class FeatureStore:
+    """Feature views, point-in-time training sets and batch features over the Delta tables of a home.
+
+    Args:
+        store: The table store (its Spark session does the work).
+        settings: Loaded settings (system, feature views, time zone).
+    """
+
+    def __init__(self, store: TableStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.spark = store.spark
+
+    # ----------------------------------------------------------------------------- views
+    def feature_view(self, name: str | None = None) -> FeatureView:
+        """Resolve a feature view from the config (default: the system's only or first view)."""
+        views = self.settings.config.feature_views
+        if not views:
+            raise ConfigError(f"no feature_views in the config of system {self.settings.system}")
+        name = name or next(iter(views))
+        if name not in views:
+            raise ConfigError(f"feature view {name!r} is not in the config", hint=f"views: {', '.join(views)}")
+        return self._resolve(name, views[name])
+
+    def _resolve(self, name: str, cfg: FeatureViewConfig) -> FeatureView:
+        system = self.settings.system
+        groups = []
+        for g in cfg.groups:
+            table = f"{system}/{g.group}"
+            ttl = int(parse_duration(g.ttl).total_seconds()) if g.ttl else None
+            if ttl is None and self.store.exists(table):
+                definition = json.loads(self.store.properties(table).get("fti.definition", "{}"))
+                ttl = definition.get("ttl_seconds")
+            groups.append(ViewGroup(group=g.group, table=table, keys=dict(g.keys),
+                                    columns={f"{g.prefix}{f}": f for f in g.features}, ttl_seconds=ttl))
+        return FeatureView(name=name, spine_table=cfg.spine.table, spine_keys=list(cfg.spine.keys),
+                           spine_time=cfg.spine.event_time, label=cfg.spine.label,
+                           spine_features=list(cfg.spine.features), groups=groups)
+
+    # ----------------------------------------------------------------------------- training sets
+    def _joins(self, view: FeatureView, versions: Mapping[str, int]) -> tuple[list[GroupJoin], list[dict[str, Any]]]:
+        joins, entries = [], []
+        for g in view.groups:
+            if not self.store.exists(g.table):
+                raise FtiError(f"feature group {g.group} of view {view.name} has no table {g.table}",
+                               hint=f"run the feature pipeline: fti features --system {self.settings.system}")
+            version = versions.get(g.group, self.store.version(g.table))
+            rows = self.store.read(g.table, version=version)
+            missing = [c for c in list(g.columns.values()) + list(g.keys.values()) if c not in rows.columns]
+            if missing:
+                raise FtiError(f"feature group {g.group} (table {g.table} version {version}) has no column(s) "
+                               f"{', '.join(missing)}", hint="the group's schema changed incompatibly: pin an older "
+                               "version or retrain on the new group version")
+            joins.append(GroupJoin(g.group, rows, g.keys, g.columns,
+                                   dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time))
+            entries.append({"group": g.group, "table": _relative(self.store, g.table), "version": version,
+                            "keys": g.keys, "event_time": g.event_time, "ttl_seconds": g.ttl_seconds,
+                            "columns": g.columns})
+        return joins, entries
+
+    def get_training_set(self, spine_df: DataFrame | None, feature_view: str | FeatureView | None = None, *,
+                         versions: Mapping[str, int] | None = None, bitemporal: bool = False,
+                         start: dt.date | None = None, end: dt.date | None = None,
+                         require_label: bool = True) -> TrainingSet:
+        """Build a point-in-time-correct training set (not yet materialized).
+
+        Args:
+            spine_df: Spine rows (keys, prediction time, label...). None reads the view's spine table; an
+                in-memory spine is first written to a Delta table so that the manifest can pin it.
+            feature_view: View name (default: the config's first) or a resolved view.
+            versions: Group name (or ``"spine"``) -> Delta version to read (default: latest).
+            bitemporal: Only use feature rows stored (``ingested_at``) by the prediction time.
+            start: Keep spine rows whose prediction time falls on or after this local day.
+            end: ... and before this local day (exclusive).
+            require_label: Drop spine rows without a label (cancelled flights).
+
+        Returns:
+            The training set with its manifest (``output`` is filled by :meth:`materialize`).
+        """
+        from pyspark.sql import functions as F
+
+        view = feature_view if isinstance(feature_view, FeatureView) else self.feature_view(feature_view)
+        versions = dict(versions or {})
+        spine_table = view.spine_table
+        if spine_df is not None:
+            spine_table = f"{self.settings.system}/spines/{new_run_id('spine')}"
+            self.store.create_table(spine_table, spine_df.schema, kind="labels", description="in-memory spine")
+            self.store.append(spine_table, spine_df, run=RunContext(pipeline="training"))
+        if not self.store.exists(spine_table):
+            raise FtiError(f"spine table {spine_table} does not exist",
+                           hint=f"run the feature pipeline first: fti features --system {self.settings.system}")
+        spine_version = versions.get("spine", self.store.version(spine_table))
+        spine = self.store.read(spine_table, version=spine_version)
+        tz = self.settings.config.timezone
+        cond = F.lit(True)
+        if require_label:
+            cond = cond & F.col(view.label).isNotNull()
+        if start:
+            cond = cond & (F.col(view.spine_time) >= F.lit(day_start(start, tz)))
+        if end:
+            cond = cond & (F.col(view.spine_time) < F.lit(day_start(end, tz)))
+        keep = list(dict.fromkeys(view.spine_keys + [view.spine_time, view.label] + view.spine_features +
+                                  [k for g in view.groups for k in g.keys]))
+        spine = spine.where(cond).select(*keep)
+        joins, entries = self._joins(view, versions)
+        pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal)
+        manifest = {
+            "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
+            "feature_view": view.name,
+            "system": self.settings.system,
+            "spine": {"table": _relative(self.store, spine_table), "version": spine_version, "keys": view.spine_keys,
+                      "event_time": view.spine_time, "label": view.label,
+                      "filter": {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
+                                 "require_label": require_label},
+                      "feature_columns": view.spine_features},
+            "features": entries,
+            "bitemporal": bitemporal,
+            "code_version": code_version(),
+        }
+        return TrainingSet(df=pit.frame, manifest=manifest, pit=pit)
+
+    def materialize(self, training_set: TrainingSet, *, run_id: str | None = None) -> TrainingSet:
+        """Write the training set as a Delta table (kind ``training_set``) whose path ends in the run id,
+        compute the leakage report and content hash, and write the manifest beside it."""
+        run_id = run_id or new_run_id("train")
+        name = f"{self.settings.system}/training_sets/{training_set.manifest['feature_view']}/{run_id}"
+        joined = training_set.pit.joined.cache() if training_set.pit else training_set.df.cache()
+        report = training_set.pit.report() if training_set.pit else {}
+        frame = joined.drop(*training_set.pit.helper_columns) if training_set.pit else joined
+        self.store.create_table(name, frame.schema, kind="training_set",
+                                description=f"training set of view {training_set.manifest['feature_view']}",
+                                properties={"fti.feature_view": training_set.manifest["feature_view"]})
+        result = self.store.append(name, frame.coalesce(max(1, self.spark.sparkContext.defaultParallelism)),
+                                   run=RunContext(run_id=run_id, pipeline="training"))
+        stored = self.store.read(name, version=result.version)
+        digest = content_hash(stored)
+        joined.unpersist()
+        manifest = dict(training_set.manifest)
+        manifest["leakage_report"] = report
+        manifest["output"] = {"table": name, "version": result.version, "rows": result.rows, "sha256": digest}
+        path = write_manifest(self.store.home, manifest)
+        log.info("training set %s: %d rows, sha256 %s…", name, result.rows, digest[:12])
+        return TrainingSet(df=stored, manifest=manifest, pit=None, path=name, manifest_file=str(path))
+
+    def rebuild(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+        """Rebuild a training set from its manifest (every table at its pinned version) and compare hashes.
+
+        Returns:
+            ``{"matches": bool, "expected": sha, "actual": sha, "rows": n}``.
+        """
+        if not isinstance(manifest, dict):
+            manifest = read_manifest(manifest)
+        spine = manifest["spine"]
+        groups = [ViewGroup(group=e["group"], table=e["table"], keys=e["keys"], columns=e["columns"],
+                            ttl_seconds=e["ttl_seconds"], event_time=e.get("event_time", "event_time"))
+                  for e in manifest["features"]]
+        view = FeatureView(name=manifest["feature_view"], spine_table=spine["table"], spine_keys=spine["keys"],
+                           spine_time=spine["event_time"], label=spine["label"],
+                           spine_features=spine["feature_columns"], groups=groups)
+        versions = {"spine": spine["version"], **{e["group"]: e["version"] for e in manifest["features"]}}
+        flt = spine.get("filter") or {}
+        rebuilt = self.get_training_set(
+            None, view, versions=versions, bitemporal=manifest.get("bitemporal", False),
+            start=dt.date.fromisoformat(flt["start"]) if flt.get("start") else None,
+            end=dt.date.fromisoformat(flt["end"]) if flt.get("end") else None,
+            require_label=flt.get("require_label", True))
+        frame = rebuilt.df.cache()
+        actual = content_hash(frame)
+        rows = frame.count()
+        frame.unpersist()
+        expected = manifest["output"]["sha256"]
+        return {"matches": actual == expected, "expected": expected, "actual": actual, "rows": rows,
+                "table": manifest["output"]["table"]}
+
+    # ----------------------------------------------------------------------------- serving reads
+    def get_batch_features(self, feature_view: str | FeatureView | None = None, *, as_of: dt.datetime,
+                           population_df: DataFrame | None = None, versions: Mapping[str, int] | None = None,
+                           spine_table: str | None = None) -> DataFrame:
+        """Features of a population at prediction time ``as_of``, with the same join as training.
+
+        Args:
+            feature_view: View name or resolved view.
+            as_of: The prediction time (UTC-aware).
+            population_df: The entities to score (their spine columns); default: the spine table's rows whose
+                prediction time is ``as_of`` (every one, labelled or not).
+            versions: Group -> Delta version (default: latest).
+            spine_table: Read the population from this table instead of the view's.
+
+        Returns:
+            Population rows with the view's features.
+        """
+        from pyspark.sql import functions as F
+
+        view = feature_view if isinstance(feature_view, FeatureView) else self.feature_view(feature_view)
+        as_of = as_of.astimezone(UTC)
+        if population_df is None:
+            population_df = self.store.read(spine_table or view.spine_table).where(
+                F.col(view.spine_time) == F.lit(as_of).cast("timestamp"))
+        else:
+            population_df = population_df.withColumn(view.spine_time, F.lit(as_of).cast("timestamp"))
+        joins, _ = self._joins(view, dict(versions or {}))
+        return point_in_time_join(population_df, joins, spine_time=view.spine_time).frame
+
+    def get_latest_features(self, group: str, keys: Sequence[Mapping[str, Any]] | DataFrame) -> DataFrame:
+        """The newest row of a feature group for each given key."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        table = f"{self.settings.system}/{group}"
+        definition = json.loads(self.store.properties(table)["fti.definition"])
+        key_cols = definition["keys"]
+        rows = self.store.read(table)
+        wanted = keys if not isinstance(keys, (list, tuple)) else self.spark.createDataFrame(
+            [tuple(k[c] for c in key_cols) for k in keys], ", ".join(f"`{c}` string" for c in key_cols))
+        latest = Window.partitionBy(*key_cols).orderBy(F.col("event_time").desc())
+        newest = rows.join(wanted.select(*key_cols), key_cols, "inner").withColumn("_r", F.row_number().over(latest))
+        return newest.where("_r = 1").drop("_r")

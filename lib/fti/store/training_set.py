@@ -1,0 +1,79 @@
+"""Training sets: materialized as Delta tables, described by a manifest, rebuildable to the same hash.
+
+The manifest (``training_set.json``, stored beside the table as ``<table>.training_set.json`` and
+logged with the model) records the spine and every feature group at the Delta version read, the key and
+column mappings, TTLs, the spine filter, the code version, the leakage report, and a content hash.
+Table locations inside the home are relative to it, so a moved home still works.
+
+The content hash does not depend on file layout or partitioning: each row is encoded canonically (JSON of
+its columns in name order, timestamps to the microsecond in UTC), hashed with SHA-256, the digests are
+sorted, and the hash is SHA-256 over the sorted digests (streamed to the driver one partition at a time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fti.errors import FtiError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+MANIFEST_SUFFIX = ".training_set.json"
+
+
+def content_hash(df: DataFrame) -> str:
+    """Layout-independent SHA-256 of a DataFrame's rows (see the module docstring)."""
+    from pyspark.sql import functions as F
+
+    cols = sorted(df.columns)
+    encoded = F.to_json(F.struct(*[F.col(f"`{c}`") for c in cols]),
+                        {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX", "ignoreNullFields": "false"})
+    digests = df.select(F.sha2(encoded, 256).alias("d")).orderBy("d")
+    total = hashlib.sha256()
+    total.update(("|".join(cols) + "\n").encode())
+    for row in digests.toLocalIterator():
+        total.update(row.d.encode())
+    return total.hexdigest()
+
+
+def code_version() -> str:
+    """The git commit of the project when run from a checkout, else the package version."""
+    import fti
+
+    try:
+        root = Path(__file__).resolve().parents[3]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"fti=={fti.__version__}"
+
+
+def manifest_path(home: Path, table: str) -> Path:
+    return home / f"{table}{MANIFEST_SUFFIX}"
+
+
+def write_manifest(home: Path, manifest: dict[str, Any]) -> Path:
+    path = manifest_path(home, manifest["output"]["table"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FtiError(f"manifest {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise FtiError(f"manifest {path} is not valid JSON: {exc}") from None
