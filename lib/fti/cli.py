@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -227,6 +228,50 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     return 0 if result["matches"] else 4
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, register and gate a model of the system's feature view."""
+    from fti.report import format_table
+    from fti.training.pipeline import run as train
+
+    settings, spark, store = _session(args)
+    report = train(store, settings, view=args.view,
+                   exclude_features=args.exclude_feature if args.exclude_feature else None)
+    m = report.metrics
+    champ = "none" if report.champion_auc is None else f"{report.champion_auc:.4f}"
+    print(format_table([
+        ("training set", f"{report.training_set} ({'reused' if report.reused_training_set else 'built'})"),
+        ("rows train/val/test", f"{report.rows['train']}/{report.rows['validation']}/{report.rows['test']}"),
+        ("features", len(report.features)),
+        ("test AUC", f"{m['test_auc']:.4f} (champion {champ})"),
+        ("validation AUC", f"{m['val_auc']:.4f}"),
+        ("test log loss", f"{m['test_log_loss']:.4f}"),
+        ("threshold (F1 on validation)", f"{report.threshold:.4f}"),
+        ("test precision/recall", f"{m['test_precision']:.3f}/{m['test_recall']:.3f}"),
+        ("test calibration error", f"{m['test_calibration_error']:.4f}"),
+        ("registered", f"{report.model_name}/{report.version} -> {report.alias}"),
+        ("why", report.reason),
+        ("seconds (set/fit/total)", f"{report.seconds['training_set']:.0f}/{report.seconds['fit']:.0f}/"
+                                    f"{report.seconds['total']:.0f}"),
+        ("mlflow", report.experiment_url),
+    ], ["", "value"]))
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Re-point the champion alias: promote a version, or roll back to the previous champion."""
+    from fti.registry import ModelRef, resolve_version
+    from fti.training.promotion import promote, rollback
+
+    settings = _settings(args)
+    if args.action == "promote":
+        ref = ModelRef.parse(args.ref)
+        version = int(resolve_version(settings, ref).version)
+        print(promote(settings, ref.name, version, reason=args.reason or "promoted by hand"))
+    else:
+        print(rollback(settings, args.ref, reason=args.reason or "rolled back by hand"))
+    return 0
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
     from fti.features.maintenance import vacuum_tables
@@ -289,6 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="rebuild: the training set of NAME@alias or NAME/VERSION")
     p.set_defaults(handler=cmd_training_set)
 
+    p = sub.add_parser("train", parents=[common], help="train on Ray, log to MLflow, register, promotion gate")
+    p.add_argument("--view", help="feature view (default: training.feature_view)")
+    p.add_argument("--exclude-feature", action="append", help="leave a feature out (repeatable)")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("model", parents=[common], help="promote NAME/VERSION or roll back NAME")
+    p.add_argument("action", choices=["promote", "rollback"])
+    p.add_argument("ref", help="promote: NAME/VERSION or NAME@alias; rollback: NAME")
+    p.add_argument("--reason", help="why (recorded as a tag)")
+    p.set_defaults(handler=cmd_model)
+
     p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
     p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")
     p.add_argument("--retention-hours", type=float, help="keep files removed less than this long ago "
@@ -334,6 +390,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+            first = str(err).strip().splitlines()[0][:400] if str(err).strip() else ""
+            print(f"error: {type(err).__name__}: {first}", file=sys.stderr)
             print("hint: rerun with --debug for the traceback", file=sys.stderr)
         return 1
+    finally:
+        _stop_spark()
+
+
+def _stop_spark() -> None:
+    """Stop the session this command started (not one given by spark-submit or a notebook: those exit themselves)."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None and os.environ.get("SPARK_ENV_LOADED") is None:
+        try:
+            session.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass

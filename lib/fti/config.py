@@ -116,6 +116,31 @@ class FeatureViewConfig(StrictModel):
     groups: list[ViewGroupConfig]
 
 
+class WindowConfig(StrictModel):
+    """A time window of prediction days: ``start`` inclusive, ``end`` exclusive (system time zone)."""
+
+    start: str
+    end: str
+
+
+class TrainingConfig(StrictModel):
+    """The training pipeline: model name, feature view, time windows, XGBoost and the promotion gate."""
+
+    model_name: str
+    feature_view: str | None = None
+    train: WindowConfig
+    validation: WindowConfig
+    test: WindowConfig
+    exclude_features: list[str] = Field(default_factory=list)
+    num_workers: int = Field(2, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+    num_boost_round: int = Field(300, ge=1)
+    early_stopping_rounds: int = Field(20, ge=1)
+    params: dict[str, Any] = Field(default_factory=lambda: {"max_depth": 6, "eta": 0.1, "subsample": 0.8,
+                                                            "colsample_bytree": 0.8, "min_child_weight": 5})
+    promotion_margin: float = Field(0.002, ge=0)
+
+
 class SystemConfig(StrictModel):
     """One example system (``flights``, ``synthetic``) and where it runs."""
 
@@ -131,6 +156,7 @@ class SystemConfig(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     feature_views: dict[str, FeatureViewConfig] = Field(default_factory=dict)
+    training: TrainingConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The training pipeline: distributed XGBoost on Ray Train from a pinned training set, into MLflow."""
