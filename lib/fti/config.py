@@ -8,13 +8,14 @@ variables ``FTI__SECTION__KEY=value`` (values parsed as YAML scalars), then expl
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fti.errors import ConfigError
 from fti.names import validate_system_name
@@ -76,6 +77,11 @@ class IngestConfig(StrictModel):
 
     batch: Literal["day", "week", "month"] = "week"
     start: str | None = None
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _day_text(cls, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
     entities: int = Field(1000, ge=1)
     events_per_day: int = Field(3, ge=1)
     seed: int = 7
@@ -121,6 +127,11 @@ class WindowConfig(StrictModel):
 
     start: str
     end: str
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _day_text(cls, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
 class TrainingConfig(StrictModel):

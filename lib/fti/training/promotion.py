@@ -61,7 +61,7 @@ def gate(mlflow_client: MlflowClient, name: str, version: int, *, new_auc: float
         reason = f"first model: test AUC {new_auc:.4f}"
         _move(mlflow_client, name, CHAMPION, version, reason, None)
         return Decision(CHAMPION, reason, None)
-    champ_auc = _score(mlflow_client, name, current.version, test, label)
+    champ_auc = _score(mlflow_client, name, str(current.version), test, label)
     if champ_auc is None:
         champ_auc = float((current.tags or {}).get("fti.test_auc", "nan"))
         basis = "its recorded test AUC (its features are not in this training set)"
@@ -113,5 +113,5 @@ def rollback(settings: Settings, name: str, *, reason: str) -> str:
         raise FtiError(f"champion v{current.version} of {name} replaced no earlier champion: nothing to roll back to")
     mlflow_client.set_registered_model_alias(name, CHAMPION, previous)
     mlflow_client.set_model_version_tag(name, previous, "fti.champion_reason", f"rollback from v{current.version}: {reason}")
-    mlflow_client.set_model_version_tag(name, current.version, "fti.rolled_back", reason)
+    mlflow_client.set_model_version_tag(name, str(current.version), "fti.rolled_back", reason)
     return f"{name}@champion -> version {previous} (rolled back from {current.version}): {reason}"
