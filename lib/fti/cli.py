@@ -272,6 +272,54 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score the population of one prediction time."""
+    from fti.inference.pipeline import run as score
+    from fti.report import format_table
+    from fti.timeutil import parse_instant
+
+    if not args.as_of:
+        raise FtiError("fti score needs --as-of T (a prediction time, e.g. 2013-12-01T00:00)")
+    settings, spark, store = _session(args)
+    report = score(store, settings, as_of=parse_instant(args.as_of, settings.config.timezone, option="--as-of"),
+                   model=args.model)
+    print(format_table([
+        ("model", f"{report.model}/{report.model_version}"),
+        ("as of (UTC)", report.as_of.isoformat()),
+        ("population", report.population),
+        ("predictions", report.scored),
+        ("scored without any group feature", report.without_features),
+        ("predicted delayed", report.positives),
+        ("feature versions", json.dumps(report.feature_versions, sort_keys=True)),
+        ("table", f"{report.table} v{report.version}"),
+        ("seconds", f"{report.seconds:.1f}"),
+    ], ["", "value"]))
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Walk a model or a prediction back to raw table versions."""
+    from fti.inference.lineage import format_chain, model_lineage, prediction_lineage
+    from fti.registry import ModelRef
+    from fti.timeutil import parse_instant
+
+    if bool(args.model) == bool(args.prediction):
+        raise FtiError("fti lineage needs --model NAME@alias|NAME/VERSION or --prediction KEY --as-of T")
+    if args.model:
+        settings = _settings(args)
+        from fti.store.delta_rs import DeltaRsStore
+
+        chain = model_lineage(DeltaRsStore(None, settings.home), settings, ModelRef.parse(args.model))  # type: ignore[arg-type]
+    else:
+        if not args.as_of:
+            raise FtiError("--prediction needs --as-of T")
+        settings, spark, store = _session(args)
+        chain = prediction_lineage(store, settings, args.prediction,
+                                   parse_instant(args.as_of, settings.config.timezone, option="--as-of"))
+    print(json.dumps(chain, indent=2, default=str) if args.json else format_chain(chain))
+    return 0
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
     from fti.features.maintenance import vacuum_tables
@@ -344,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", help="promote: NAME/VERSION or NAME@alias; rollback: NAME")
     p.add_argument("--reason", help="why (recorded as a tag)")
     p.set_defaults(handler=cmd_model)
+
+    p = sub.add_parser("score", parents=[common], help="score the population of a prediction time")
+    p.add_argument("--as-of", help="prediction time, ISO-8601 (system time zone without an offset)")
+    p.add_argument("--model", help="NAME@alias or NAME/VERSION (default: <model>@champion)")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("lineage", parents=[common], help="prediction/model -> training set -> features -> raw")
+    p.add_argument("--model", help="NAME@alias or NAME/VERSION")
+    p.add_argument("--prediction", help="key of a prediction row (e.g. a flight_id)")
+    p.add_argument("--as-of", help="prediction time of --prediction")
+    p.add_argument("--json", action="store_true", help="print the chain as JSON")
+    p.set_defaults(handler=cmd_lineage)
 
     p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
     p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")

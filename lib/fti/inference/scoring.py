@@ -1,0 +1,48 @@
+"""Vectorized scoring: an Arrow UDF that deserializes the booster once per executor process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+_BOOSTERS: dict[str, Any] = {}
+
+
+def _booster(key: str, raw: bytes) -> Any:
+    import xgboost
+
+    if key not in _BOOSTERS:  # once per executor (Python worker) process
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(raw))
+        _BOOSTERS[key] = booster
+    return _BOOSTERS[key]
+
+
+def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], threshold: float) -> DataFrame:
+    """Add ``score`` and ``predicted_label`` to ``df`` with a mapInArrow UDF (missing features stay NaN)."""
+    import numpy as np
+    from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+
+    broadcast = df.sparkSession.sparkContext.broadcast(booster_raw)
+    schema = StructType(df.schema.fields + [StructField("score", DoubleType()), StructField("predicted_label", IntegerType())])
+
+    def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+        import xgboost
+
+        booster = _booster(key, broadcast.value)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            matrix = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False).astype("float64")
+                                      for f in features]) if features else np.empty((batch.num_rows, 0))
+            scores = booster.predict(xgboost.DMatrix(matrix, feature_names=features, missing=np.nan))
+            yield pa.RecordBatch.from_arrays(
+                list(batch.columns) + [pa.array(scores.astype("float64")), pa.array((scores >= threshold).astype("int32"))],
+                schema=pa.schema(list(batch.schema) + [pa.field("score", pa.float64()), pa.field("predicted_label", pa.int32())]),
+            )
+
+    return df.mapInArrow(fn, schema)
