@@ -320,6 +320,24 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Drift of each scoring run against the training set, and realized AUC once outcomes arrived."""
+    from fti.inference.monitoring import run as monitor
+    from fti.report import format_table
+
+    settings, spark, store = _session(args)
+    result = monitor(store, settings)
+
+    def num(v):
+        return "" if v is None else f"{v:.4f}"
+
+    print(format_table([(r["model"], r["as_of"], num(r.get("score_psi")), num(r.get("realized_auc")),
+                         num(r.get("outcomes_arrived")), ", ".join(r["drifted"]) or "none") for r in result["runs"]],
+                       ["model", "as of", "score PSI", "realized AUC", "outcomes", "drift flagged"]))
+    print(f"\n{result['table']} v{result['version']}; reports: " + ", ".join(r["png"] for r in result["runs"]))
+    return 0
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
     from fti.features.maintenance import vacuum_tables
@@ -404,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="prediction time of --prediction")
     p.add_argument("--json", action="store_true", help="print the chain as JSON")
     p.set_defaults(handler=cmd_lineage)
+
+    p = sub.add_parser("monitor", parents=[common], help="feature/score drift per scoring run, realized AUC")
+    p.set_defaults(handler=cmd_monitor)
 
     p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
     p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")

@@ -152,6 +152,14 @@ class TrainingConfig(StrictModel):
     promotion_margin: float = Field(0.002, ge=0)
 
 
+class MonitoringConfig(StrictModel):
+    """Drift thresholds of ``fti monitor``."""
+
+    psi_threshold: float = Field(0.2, gt=0)
+    null_rate_delta: float = Field(0.1, gt=0)
+    out_of_range_share: float = Field(0.05, gt=0)
+
+
 class SystemConfig(StrictModel):
     """One example system (``flights``, ``synthetic``) and where it runs."""
 
@@ -168,6 +176,7 @@ class SystemConfig(StrictModel):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     feature_views: dict[str, FeatureViewConfig] = Field(default_factory=dict)
     training: TrainingConfig | None = None
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
 
 @dataclass(frozen=True)

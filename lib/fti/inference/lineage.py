@@ -28,7 +28,9 @@ def model_lineage(store: TableStore, settings: Settings, ref: ModelRef) -> dict[
     mv = resolve_version(settings, ref)
     manifest = manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))
     spine = manifest["spine"]
-    spine_source = f"{spine['table'].split('/')[0]}/raw_flights" if settings.system == "flights" else None
+    from fti.features.systems import get_system
+
+    spine_source = f"{settings.system}/{get_system(settings.system).labels.source}"
     return {
         "model": {"name": ref.name, "version": int(mv.version), "aliases": list(getattr(mv, "aliases", []) or []),
                   "run_id": mv.run_id},
