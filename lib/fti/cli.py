@@ -178,11 +178,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(store, settings)
     landed = sum(b.flights for b in report.batches)
     print(f"\nlanded {len(report.batches)} new batch(es), {landed} flights; "
-          f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s\n")
+          f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s")
+    if report.train is not None:
+        t = report.train
+        print(f"trained {t.model_name}/{t.version} -> {t.alias}: test AUC {t.metrics['test_auc']:.4f} "
+              f"(validation {t.metrics['val_auc']:.4f}) on {t.rows['train']} training rows in {report.seconds['train']:.0f} s"
+              f"\n  {t.reason}")
+    else:
+        print(f"model version {report.trained_version} is already trained on the current inputs: not retrained")
+    sc = report.score
+    print(f"scored {sc.scored} flights (population {sc.population}, {sc.without_features} without group features) "
+          f"as of {sc.as_of.isoformat()} with {sc.model}/{sc.model_version} in {report.seconds['score']:.0f} s")
+    for r in report.monitor["runs"]:
+        auc = r.get("realized_auc")
+        print(f"monitor {r['model']} @ {r['as_of']}: score PSI {r.get('score_psi') or 0:.4f}, realized AUC "
+              f"{'n/a' if auc is None else f'{auc:.4f}'}, drift: {', '.join(r['drifted']) or 'none'}")
     catalog = build_catalog(settings, store)
+    print()
     print(format_table([(t["name"], t["kind"], t["version"], t["rows"]) for t in catalog["tables"]],
                        ["table", "kind", "version", "rows"]))
-    print(f"\nhome: {settings.home}\nlook at it: fti catalog --home {settings.home}")
+    print(f"\nhome: {settings.home}\nMLflow UI: mlflow ui --backend-store-uri {settings.tracking_uri} "
+          f"--port 5000\nmonitoring reports: {settings.home / settings.system / 'monitoring_reports'}\n"
+          f"catalog: fti catalog --home {settings.home}")
     return 0
 
 

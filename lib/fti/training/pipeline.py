@@ -125,7 +125,6 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     run_id = run_id or new_run_id("train")
     fs = FeatureStore(store, settings)
     view_name = view or cfg.feature_view or next(iter(settings.config.feature_views))
-    tz = settings.config.timezone
     first, last = parse_day(cfg.train.start), parse_day(cfg.test.end)
     ts = _reusable(store, fs, view_name, first, last)
     reused = ts is not None

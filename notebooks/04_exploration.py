@@ -1,0 +1,43 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # 04 Exploration
+# MAGIC Feature distributions of the latest training set, and the champion's quality on its test window.
+
+# COMMAND ----------
+
+dbutils.widgets.text("system", "flights", "System")
+dbutils.widgets.text("home", "lakehouse", "Home folder")
+
+# COMMAND ----------
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+
+from fti.notebook import open_session
+from fti.registry import ModelRef, client, manifest_of_model
+
+settings, spark, store = open_session(dbutils.widgets.get("system"), home=dbutils.widgets.get("home"))
+model_name = settings.config.training.model_name
+manifest = manifest_of_model(settings, ModelRef(model_name, alias="champion"))
+features = manifest["spine"]["feature_columns"] + [c for g in manifest["features"] for c in g["columns"]]
+frame = store.read(manifest["output"]["table"]).select(*features, manifest["spine"]["label"]).toPandas()
+
+# COMMAND ----------
+
+fig, axes = plt.subplots((len(features) + 3) // 4, 4, figsize=(16, 3 * ((len(features) + 3) // 4)))
+for ax, name in zip(axes.ravel(), features):
+    frame[name].astype("float64").plot.hist(ax=ax, bins=30, title=name)
+fig.tight_layout()
+display_path = store.home / settings.system / "exploration_features.png"
+fig.savefig(display_path)
+print("feature distributions:", display_path)
+
+# COMMAND ----------
+
+champion = client(settings).get_model_version_by_alias(model_name, "champion")
+run = client(settings).get_run(champion.run_id)
+print({k: round(v, 4) for k, v in run.data.metrics.items() if k.startswith("test_")})
+print("plots logged with the run:", [a.path for a in client(settings).list_artifacts(champion.run_id, "plots")])
