@@ -102,3 +102,103 @@ def test_worse_model_stays_challenger_then_promote_and_rollback(trained, setting
     assert "version 1" in message
     assert str(c.get_model_version_by_alias("flights_delay", "champion").version) == "1"
     assert c.get_model_version("flights_delay", "2").tags["fti.rolled_back"] == "worse in production"
+
+
+AS_OF = dt.datetime(2013, 2, 20, 5, 0, tzinfo=UTC)  # 2013-02-20T00:00 New York, inside the test window
+
+
+@pytest.fixture(scope="module")
+def scored(trained, settings):
+    from fti.inference.pipeline import run as score
+
+    store, _ = trained
+    return score(store, settings, as_of=AS_OF)
+
+
+def test_population_equals_predictions_and_rerun_is_idempotent(trained, scored, settings):
+    from pyspark.sql import functions as F
+
+    from fti.inference.pipeline import run as score
+
+    store, _ = trained
+    population = store.read("flights/labels").where(F.col("prediction_time") == F.lit(AS_OF).cast("timestamp"))
+    n = population.count()
+    cancelled = population.where("cancelled").count()
+    assert scored.population == scored.scored == n > 500 and cancelled > 0  # cancelled flights are scored too
+    preds = store.read("flights/predictions")
+    assert preds.count() == n
+    v = store.version("flights/predictions")
+    again = score(store, settings, as_of=AS_OF)
+    assert again.version == v + 1
+    assert store.read("flights/predictions").count() == n
+    assert store.read("flights/predictions").select("flight_id").distinct().count() == n
+
+
+def test_lineage_columns_match_registry_and_delta(trained, scored):
+    store, report = trained
+    row = store.read("flights/predictions").first()
+    assert row.model_name == "flights_delay" and row.model_version == 1
+    expected = {g: store.version(f"flights/{g}") for g in
+                ("carrier_delay", "origin_delay", "route_delay", "origin_weather", "aircraft_legs")}
+    assert dict(row.feature_versions) == expected
+    assert row.as_of == AS_OF.replace(tzinfo=None)
+
+
+def test_predictions_equal_pyfunc_and_no_training_serving_skew(trained, scored, settings):
+    import mlflow
+
+    from fti.inference.pipeline import view_of_manifest
+    from fti.registry import ModelRef, manifest_of_model
+    from fti.store.feature_store import FeatureStore
+
+    store, report = trained
+    manifest = manifest_of_model(settings, ModelRef("flights_delay", version=1))
+    view = view_of_manifest(manifest)
+    fs = FeatureStore(store, settings)
+    serving = fs.get_batch_features(view, as_of=AS_OF).toPandas().set_index("flight_id").sort_index()
+    training = store.read(report.training_set).where(
+        f"prediction_time = timestamp'{AS_OF.strftime('%Y-%m-%d %H:%M:%S')}'").toPandas().set_index("flight_id").sort_index()
+    common = training.index.intersection(serving.index)
+    assert len(common) == len(training) > 500  # every labelled flight of that batch is in the scored population
+    cols = view.feature_columns
+    np.testing.assert_array_equal(serving.loc[common, cols].astype("float64").to_numpy(),
+                                  training.loc[common, cols].astype("float64").to_numpy())
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/flights_delay/1")
+    preds = store.read("flights/predictions").toPandas().set_index("flight_id").sort_index()
+    expected = np.asarray(pyfunc.predict(serving[report.features].astype("float64")))
+    np.testing.assert_allclose(preds.loc[serving.index, "score"].to_numpy(), expected, rtol=1e-5)
+
+
+def test_incompatible_feature_group_is_refused(trained, settings):
+    import dataclasses
+
+    from fti.errors import FtiError
+    from fti.inference.pipeline import view_of_manifest
+    from fti.registry import ModelRef, manifest_of_model
+    from fti.store.feature_store import FeatureStore
+
+    store, _ = trained
+    view = view_of_manifest(manifest_of_model(settings, ModelRef("flights_delay", version=1)))
+    group = view.groups[0]
+    broken = dataclasses.replace(view, groups=[dataclasses.replace(group, columns={**group.columns, "x": "gone_column"})])
+    with pytest.raises(FtiError, match="feature group carrier_delay .* has no column\\(s\\) gone_column"):
+        FeatureStore(store, settings).get_batch_features(broken, as_of=AS_OF)
+    missing = dataclasses.replace(view, groups=[dataclasses.replace(group, table="flights/no_such_group")])
+    with pytest.raises(FtiError, match="feature group carrier_delay of view flights_delay_v1 has no table"):
+        FeatureStore(store, settings).get_batch_features(missing, as_of=AS_OF)
+
+
+def test_lineage_chain_reaches_raw_versions(trained, scored, settings):
+    from fti.inference.lineage import model_lineage, prediction_lineage
+    from fti.registry import ModelRef
+
+    store, report = trained
+    chain = model_lineage(store, settings, ModelRef.parse("flights_delay@champion"))
+    assert chain["model"]["version"] == 1
+    assert chain["training_set"]["table"] == report.training_set
+    assert chain["feature_groups"]["carrier_delay"]["raw_versions"] == {"flights/raw_flights": 2}
+    assert chain["feature_groups"]["origin_weather"]["raw_versions"] == {"flights/raw_weather": 2}
+    fid = store.read("flights/predictions").first().flight_id
+    pchain = prediction_lineage(store, settings, fid, AS_OF)
+    assert pchain["prediction"]["flight_id"] == fid and 0 <= pchain["prediction"]["score"] <= 1

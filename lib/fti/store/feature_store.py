@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from fti.errors import ConfigError, FtiError
 from fti.store import RunContext, TableStore, new_run_id
 from fti.store.pit import GroupJoin, PitResult, point_in_time_join
-from fti.store.training_set import code_version, content_hash, manifest_path, read_manifest, write_manifest
+from fti.store.training_set import code_version, content_hash, read_manifest, write_manifest
 from fti.timeutil import UTC, day_start, parse_duration
 
 if TYPE_CHECKING:

@@ -20,9 +20,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 
 from fti.errors import ConfigError, FtiError
 from fti.registry import MANIFEST_TAG, PIN_TAG, client

@@ -7,7 +7,6 @@ day's aggregate known only after midnight, never at a fixed midnight.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from fti.features.definitions import Feature, FeatureGroup
