@@ -7,7 +7,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration demo catalog clean
+.PHONY: help setup test test-unit test-integration demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-integration: setup ## run only the integration tests (real Spark and Delta)
 
 demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)
 	$(BIN)/fti demo --home $(HOME_DIR)
+
+bench: setup ## run the benchmarks (bench/), writes bench/results.json
+	$(BIN)/python bench/pit_join.py
+	$(BIN)/python bench/pit_join.py --skew 0.2 --name pit_skew
 
 catalog: setup ## list the tables and models of ./$(HOME_DIR)
 	$(BIN)/fti catalog --home $(HOME_DIR)
