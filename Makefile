@@ -7,7 +7,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration demo bench catalog clean
+.PHONY: help setup browser test test-unit test-integration demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -23,7 +23,14 @@ $(STAMP): setup.py
 
 setup: $(STAMP) ## create .venv (if missing) and install fti with Spark and test extras
 
-test: setup ## run the whole test suite (unit, integration, cluster)
+browser: ## install Debian's chromium for the MLflow UI browser check (needs root; skipped otherwise)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium: the browser check will be skipped" >&2; \
+	else echo "note: not root, chromium not installed: the browser check will be skipped" >&2; fi
+
+test: setup browser ## run the whole test suite (unit, integration, cluster, browser check)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
