@@ -7,7 +7,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser test test-unit test-integration demo bench catalog clean
+.PHONY: help setup browser test test-unit test-integration demo cluster-demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ test-integration: setup ## run only the integration tests (real Spark and Delta)
 
 demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)
 	$(BIN)/fti demo --home $(HOME_DIR)
+
+cluster-demo: setup ## start Spark master+worker, Ray head+worker, mlflow server on 127.0.0.1; spark-submit the 3 jobs; compare with a local run; stop all
+	@$(BIN)/python -m pytest tests/integration/test_cluster.py -v -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: the cluster test was not collected" >&2; exit 1; fi; exit $$rc
 
 bench: setup ## run the benchmarks (bench/), writes bench/results.json
 	$(BIN)/python bench/pit_join.py
