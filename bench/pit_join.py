@@ -31,10 +31,10 @@ def generate(folder: Path, *, spine: int, features: int, entities: int, groups: 
             k[rng.random(n) < skew] = 0  # one hot entity
         return k
 
-    t = start + rng.integers(0, span, spine).astype("timedelta64[us]")
+    t = pd.to_datetime(start + rng.integers(0, span, spine).astype("timedelta64[us]")).tz_localize("UTC")
     pd.DataFrame({"sid": np.arange(spine), "k": keys(spine), "t": t}).to_parquet(folder / "spine.parquet")
     for g in range(groups):
-        et = start + rng.integers(0, span, features).astype("timedelta64[us]")
+        et = pd.to_datetime(start + rng.integers(0, span, features).astype("timedelta64[us]")).tz_localize("UTC")
         frame = pd.DataFrame({"k": keys(features), "event_time": et, "v": rng.normal(size=features)})
         frame = frame.drop_duplicates(["k", "event_time"])
         frame["ingested_at"] = frame["event_time"]

@@ -244,3 +244,21 @@ def test_delete_by_key(first_run, store, settings):
     assert "fti vacuum --table flights/carrier_delay --retention-hours 0 --force" in result.message
     with pytest.raises(FtiError, match="'day' is not a key of feature group carrier_delay"):
         delete_by_key(store, settings, group="carrier_delay", where="day=2013-01-01")
+
+
+def test_catalog_lists_feature_groups_with_stats_and_freshness(first_run, store, settings):
+    from fti.catalog import build_catalog
+
+    now = dt.datetime(2013, 1, 10, 5, tzinfo=UTC)
+    catalog = build_catalog(settings, store, now=now)
+    groups = {g["name"]: g for g in catalog["feature_groups"]}
+    assert {"carrier_delay", "origin_delay", "route_delay", "origin_weather", "aircraft_legs"} <= set(groups)
+    carrier = groups["carrier_delay"]
+    assert carrier["keys"] == ["carrier"] and carrier["ttl_seconds"] == 7 * 86400
+    assert {"name": "flights_7d", "type": "bigint"} in [{k: f[k] for k in ("name", "type")} for f in carrier["features"]]
+    stats = carrier["last_stats"]["dep_delay_rate_7d"]
+    assert set(stats) >= {"count", "nulls", "min", "max", "mean"} and 0 <= stats["min"] <= stats["max"] <= 1
+    newest = dt.datetime.fromisoformat(carrier["last_stats"]["event_time"]["max"].replace("Z", "+00:00"))
+    assert carrier["freshness_seconds"] == int((now - newest).total_seconds())
+    kinds = {t["name"]: t["kind"] for t in catalog["tables"]}
+    assert kinds["flights/quarantine"] == "quarantine" and kinds["flights/labels"] == "labels"
