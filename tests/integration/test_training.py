@@ -198,6 +198,7 @@ def test_lineage_chain_reaches_raw_versions(trained, scored, settings):
     assert chain["model"]["version"] == 1
     assert chain["training_set"]["table"] == report.training_set
     assert chain["feature_groups"]["carrier_delay"]["raw_versions"] == {"flights/raw_flights": 2}
+    assert chain["spine"]["raw_versions"] == {"flights/raw_flights": 2}
     assert chain["feature_groups"]["origin_weather"]["raw_versions"] == {"flights/raw_weather": 2}
     fid = store.read("flights/predictions").first().flight_id
     pchain = prediction_lineage(store, settings, fid, AS_OF)

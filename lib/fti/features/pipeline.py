@@ -157,7 +157,8 @@ def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGro
 def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
     name = labels_table(system.name)
     store.create_table(name, system.labels_schema(), kind="labels", partition_by=["day"],
-                       description=system.labels.description)
+                       description=system.labels.description,
+                       properties={"fti.sources": json.dumps([system.labels.source])})
     return name
 
 

@@ -28,9 +28,9 @@ def model_lineage(store: TableStore, settings: Settings, ref: ModelRef) -> dict[
     mv = resolve_version(settings, ref)
     manifest = manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))
     spine = manifest["spine"]
-    from fti.features.systems import get_system
-
-    spine_source = f"{settings.system}/{get_system(settings.system).labels.source}"
+    # the labels table names its raw sources in its properties (no import of the feature pipeline)
+    sources = json.loads(store.properties(spine["table"], version=spine["version"]).get("fti.sources", "[]")) \
+        if store.exists(spine["table"]) else []
     return {
         "model": {"name": ref.name, "version": int(mv.version), "aliases": list(getattr(mv, "aliases", []) or []),
                   "run_id": mv.run_id},
@@ -39,8 +39,8 @@ def model_lineage(store: TableStore, settings: Settings, ref: ModelRef) -> dict[
                          "manifest": f"{manifest['output']['table']}.training_set.json",
                          "code_version": manifest.get("code_version")},
         "spine": {"table": spine["table"], "version": spine["version"],
-                  "raw_versions": {s: store.watermark(spine["table"], s.split("/")[-1], version=spine["version"])
-                                   for s in ([spine_source] if spine_source else [])}},
+                  "raw_versions": {f"{settings.system}/{s}": store.watermark(spine["table"], s, version=spine["version"])
+                                   for s in sources}},
         "feature_groups": {e["group"]: _group_chain(store, e["table"], e["version"]) for e in manifest["features"]},
         "training_set_tag": (mv.tags or {}).get(MANIFEST_TAG),
     }

@@ -141,14 +141,12 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
     part = [{"model_name": ref.name, "as_of_date": as_of_date}]
     # the partition may hold other prediction times of the same model and day: keep them
     others = store.read(name).where((F.col("model_name") == ref.name) & (F.col("as_of_date") == F.lit(as_of_date))
-                                    & (F.col("as_of") != F.lit(as_of).cast("timestamp"))).cache()
-    others.count()
+                                    & (F.col("as_of") != F.lit(as_of).cast("timestamp")))
     rows = out.drop("_no_features").unionByName(others).coalesce(2)
     run_ctx = RunContext(run_id=run_id or new_run_id("score"), pipeline="inference")
     result = store.replace_partitions(name, rows, part, run=run_ctx,
                                       metadata={"fti.as_of": as_of.isoformat(), "fti.model": f"{ref.name}/{mv.version}"})
     out.unpersist()
-    others.unpersist()
     population.unpersist()
     report = ScoreReport(table=name, version=result.version, model=ref.name, model_version=int(mv.version),
                          as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"] or 0,

@@ -74,10 +74,6 @@ class TrainingSet:
             c for g in self.manifest["features"] for c in g["columns"]]
 
 
-def _relative(store: TableStore, table: str) -> str:
-    return table  # table names are already relative to the home
-
-
 class FeatureStore:
     """Feature views, point-in-time training sets and batch features over the Delta tables of a home.
 
@@ -133,7 +129,7 @@ class FeatureStore:
                                "version or retrain on the new group version")
             joins.append(GroupJoin(g.group, rows, g.keys, g.columns,
                                    dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time))
-            entries.append({"group": g.group, "table": _relative(self.store, g.table), "version": version,
+            entries.append({"group": g.group, "table": g.table, "version": version,
                             "keys": g.keys, "event_time": g.event_time, "ttl_seconds": g.ttl_seconds,
                             "columns": g.columns})
         return joins, entries
@@ -188,7 +184,7 @@ class FeatureStore:
             "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
             "feature_view": view.name,
             "system": self.settings.system,
-            "spine": {"table": _relative(self.store, spine_table), "version": spine_version, "keys": view.spine_keys,
+            "spine": {"table": spine_table, "version": spine_version, "keys": view.spine_keys,
                       "event_time": view.spine_time, "label": view.label,
                       "filter": {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
                                  "require_label": require_label},

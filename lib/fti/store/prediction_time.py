@@ -43,8 +43,3 @@ def prediction_time(reference: dt.datetime, *, lead: dt.timedelta, interval: dt.
     midnight = dt.datetime.combine(wall.date(), dt.time())
     since = int((wall - midnight).total_seconds()) // step * step
     return (midnight + dt.timedelta(seconds=since)).replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def batch_window(as_of: dt.datetime, *, lead: dt.timedelta, interval: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
-    """Reference instants scored at prediction time ``as_of``: ``[as_of + lead, as_of + interval + lead)``."""
-    return as_of + lead, as_of + interval + lead

@@ -119,27 +119,28 @@ def _rate(name: str, what: str) -> Feature:
     return Feature(name, "double", what, 0.0, 1.0)
 
 
+def _departure_window(days: int, whose: str, rate_text: str) -> tuple[Feature, ...]:
+    """The three features ``trailing_delay`` gives for one departure window."""
+    return (
+        _rate(f"dep_delay_rate_{days}d", rate_text),
+        Feature(f"flights_{days}d", "bigint", f"departures {whose} in the last {days} days", 0, None),
+        Feature(f"mean_dep_delay_{days}d", "double", f"mean departure delay (min) over {days} days", -1440, 2880),
+    )
+
+
 GROUPS = (
     FeatureGroup(
         name="carrier_delay", keys=("carrier",), sources=("raw_flights",), transform=carrier_delay, lookback_days=28,
         ttl_seconds=7 * 86400, description="Trailing departure delay of each carrier's NYC flights",
-        features=(
-            _rate("dep_delay_rate_7d", "share of the carrier's departures in the last 7 days that left > 15 min late"),
-            Feature("flights_7d", "bigint", "departures of the carrier in the last 7 days", 0, None),
-            Feature("mean_dep_delay_7d", "double", "mean departure delay (min) over 7 days", -1440, 2880),
-            _rate("dep_delay_rate_28d", "share of departures > 15 min late over 28 days"),
-            Feature("flights_28d", "bigint", "departures of the carrier in the last 28 days", 0, None),
-            Feature("mean_dep_delay_28d", "double", "mean departure delay (min) over 28 days", -1440, 2880),
-        ),
+        features=_departure_window(7, "of the carrier",
+                                   "share of the carrier's departures in the last 7 days that left > 15 min late")
+        + _departure_window(28, "of the carrier", "share of departures > 15 min late over 28 days"),
     ),
     FeatureGroup(
         name="origin_delay", keys=("origin",), sources=("raw_flights",), transform=origin_delay, lookback_days=7,
         ttl_seconds=7 * 86400, description="Trailing departure delay at each NYC airport",
-        features=(
-            _rate("dep_delay_rate_7d", "share of the airport's departures in the last 7 days > 15 min late"),
-            Feature("flights_7d", "bigint", "departures from the airport in the last 7 days", 0, None),
-            Feature("mean_dep_delay_7d", "double", "mean departure delay (min) over 7 days", -1440, 2880),
-        ),
+        features=_departure_window(7, "from the airport",
+                                   "share of the airport's departures in the last 7 days > 15 min late"),
     ),
     FeatureGroup(
         name="route_delay", keys=("origin", "dest"), sources=("raw_flights",), transform=route_delay,
