@@ -10,6 +10,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fti.store.training_set import manifest_path
+
 if TYPE_CHECKING:
     from fti.config import Settings
     from fti.store import TableStore
@@ -97,6 +99,9 @@ def build_catalog(settings: Settings, store: TableStore, *, now: dt.datetime | N
             "rows": info.rows,
             "last_commit": _iso(info.last_commit),
         })
+        if info.kind == "training_set":
+            # a build killed between its commit and its manifest leaves a set that nothing can pin
+            tables[-1]["incomplete"] = not manifest_path(store.home, name).exists()
         if info.kind == "feature_group":
             entry = feature_group_entry(store, name, now=now)
             if entry:

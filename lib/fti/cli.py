@@ -56,7 +56,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(json.dumps(catalog, indent=2, default=str))
         return 0
     print(f"home: {catalog['home']}\ntracking: {catalog['tracking_uri']}\n")
-    print(format_table([(t["name"], t["kind"], t["version"], t["rows"], t["last_commit"]) for t in catalog["tables"]],
+    print(format_table([(t["name"], t["kind"] + (" (incomplete: no manifest)" if t.get("incomplete") else ""), t["version"], t["rows"], t["last_commit"]) for t in catalog["tables"]],
                        ["table", "kind", "version", "rows", "last commit (UTC)"]))
     if catalog["feature_groups"]:
         print()
@@ -72,12 +72,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(args: argparse.Namespace):
+def _session(args: argparse.Namespace, settings=None):
     """Settings, Spark session and table store for commands that read or write data."""
     from fti.spark import get_spark
     from fti.store import open_store
 
-    settings = _settings(args)
+    settings = settings or _settings(args)
     spark = get_spark(settings)
     return settings, spark, open_store(spark, settings)
 
@@ -195,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{'n/a' if auc is None else f'{auc:.4f}'}, drift: {', '.join(r['drifted']) or 'none'}")
     catalog = build_catalog(settings, store)
     print()
-    print(format_table([(t["name"], t["kind"], t["version"], t["rows"]) for t in catalog["tables"]],
+    print(format_table([(t["name"], t["kind"] + (" (incomplete: no manifest)" if t.get("incomplete") else ""), t["version"], t["rows"]) for t in catalog["tables"]],
                        ["table", "kind", "version", "rows"]))
     print(f"\nhome: {settings.home}\nMLflow UI: mlflow ui --backend-store-uri {settings.tracking_uri} "
           f"--port 5000\nmonitoring reports: {settings.home / settings.system / 'monitoring_reports'}\n"
@@ -248,9 +248,12 @@ def cmd_training_set(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, register and gate a model of the system's feature view."""
     from fti.report import format_table
+    from fti.training.pipeline import preflight
     from fti.training.pipeline import run as train
 
-    settings, spark, store = _session(args)
+    settings = _settings(args)
+    preflight(settings)  # an unreachable MLflow or Ray fails before Spark starts
+    settings, spark, store = _session(args, settings)
     report = train(store, settings, view=args.view,
                    exclude_features=args.exclude_feature if args.exclude_feature else None)
     m = report.metrics
@@ -291,13 +294,17 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score the population of one prediction time."""
+    from fti.inference.pipeline import model_ref
     from fti.inference.pipeline import run as score
+    from fti.registry import resolve_version
     from fti.report import format_table
     from fti.timeutil import parse_instant
 
     if not args.as_of:
         raise FtiError("fti score needs --as-of T (a prediction time, e.g. 2013-12-01T00:00)")
-    settings, spark, store = _session(args)
+    settings = _settings(args)
+    resolve_version(settings, model_ref(settings, args.model))  # a wrong model fails before Spark starts
+    settings, spark, store = _session(args, settings)
     report = score(store, settings, as_of=parse_instant(args.as_of, settings.config.timezone, option="--as-of"),
                    model=args.model)
     print(format_table([
@@ -472,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("py4j", "urllib3", "alembic", "mlflow", "ray", "filelock", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    had_session = _active_spark() is not None
     try:
         return int(args.handler(args) or 0)
     except FtiError as err:
@@ -493,16 +501,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("hint: rerun with --debug for the traceback", file=sys.stderr)
         return 1
     finally:
-        _stop_spark()
+        if not had_session:
+            _stop_spark()
+
+
+def _active_spark():
+    if "pyspark" not in sys.modules:
+        return None
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
 
 
 def _stop_spark() -> None:
-    """Stop the session this command started (not one given by spark-submit or a notebook: those exit themselves)."""
-    if "pyspark" not in sys.modules:
-        return
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
+    """Stop the session this command started (not one given by spark-submit, a notebook or the caller:
+    those exit themselves)."""
+    session = _active_spark()
     if session is not None and os.environ.get("SPARK_ENV_LOADED") is None:
         try:
             session.stop()

@@ -267,17 +267,35 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     return overrides, origin
 
 
-def _format_validation_error(err: ValidationError, source: str, origin: Mapping[tuple[str, ...], str]) -> str:
+def _known_keys(loc: tuple[str, ...]) -> list[str]:
+    """The keys allowed beside the unknown key at ``loc`` (empty when the parent is not a fixed section)."""
+    model: Any = SystemConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _format_validation_error(err: ValidationError, source: str,
+                             origin: Mapping[tuple[str, ...], str]) -> tuple[str, str | None]:
+    """(message, hint) of a validation error; the hint lists the keys allowed where a key is unknown."""
     lines = []
+    hint = None
     for item in err.errors():
         loc = tuple(str(p) for p in item["loc"])
-        where = origin.get(loc, source)
+        where = origin.get(loc) or next((v for k, v in origin.items() if k[:len(loc)] == loc), source)
         key = ".".join(loc)
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}' in {where}")
+            known = _known_keys(loc)
+            if known and hint is None:
+                section = ".".join(loc[:-1]) or "the top level"
+                hint = f"keys allowed in {section}: {', '.join(known)}"
         else:
             lines.append(f"'{key}' in {where}: {item['msg']}")
-    return "; ".join(lines)
+    return "; ".join(lines), hint or "see conf/flights.yaml for every key with a comment"
 
 
 def load_config(
@@ -335,7 +353,8 @@ def load_config(
     try:
         config = SystemConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, f"{path} (profile {profile})", origin)) from None
+        message, hint = _format_validation_error(exc, f"{path} (profile {profile})", origin)
+        raise ConfigError(message, hint=hint) from None
 
     home_value = home or env.get("FTI_HOME") or config.home or DEFAULT_HOME
     home_path = Path(home_value).expanduser()

@@ -50,5 +50,35 @@ class EnvironmentProblem(FtiError):
     """Java, Spark or another runtime prerequisite is missing."""
 
 
+class ConcurrentRunError(FtiError):
+    """Another run holds the window this run would write."""
+
+    exit_code = 3
+
+
 class FaultInjected(FtiError):
     """Raised at a named fault point when a test asks for it (``FTI_FAULT=point:raise``)."""
+
+
+def check_reachable(what: str, address: str, *, hint: str, timeout_s: float = 3.0) -> None:
+    """Fail fast, in one line, when a service's ``host:port`` (or ``scheme://host:port/...``) is not listening.
+
+    Clients such as MLflow's retry an unreachable server for minutes; this check answers in seconds.
+
+    Raises:
+        FtiError: Nothing accepts connections at the address.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not parts.hostname:
+        return
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    if port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise FtiError(f"{what} at {address} is unreachable: {exc.strerror or exc}", hint=hint) from None

@@ -74,12 +74,44 @@ def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
             df = spark.read.parquet(str(path))
             return df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
         if suffix in (".csv", ".txt"):
+            check_utf8(path)
             return (spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
                     .option("encoding", "UTF-8").csv(str(path)))
+    except BadFileError:
+        raise
     except Exception as exc:
         raise BadFileError(f"cannot read {path}: {str(exc).splitlines()[0][:300]}",
                            hint="check that the file is complete and in CSV (with a header) or parquet format") from None
     raise BadFileError(f"{path} is neither .csv nor .parquet", hint="land CSV files with a header row, or parquet")
+
+
+def check_utf8(path: Path, *, chunk: int = 1 << 20) -> None:
+    """Refuse a text file that is not UTF-8 (Spark would silently turn its bytes into U+FFFD).
+
+    Raises:
+        BadFileError: Naming the line and byte offset of the first bad byte.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    with open(path, "rb") as handle:
+        while True:
+            data = handle.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                line += data[:exc.start].count(b"\n")
+                raise BadFileError(
+                    f"{path} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {bad} (line {line}); "
+                    "nothing was landed",
+                    hint=f"re-encode it, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}")\
+                    from None
+            if not data:
+                return
+            offset += len(data)
+            line += data.count(b"\n")
 
 
 def land_file(spark: SparkSession, store: TableStore, system: str, source: Source, path: Path, *,

@@ -52,6 +52,17 @@ def mlflow_store_exists(settings: Settings) -> bool:
     return not uri.startswith("sqlite:///") or (settings.home / "mlflow" / "mlflow.db").exists()
 
 
+def check_tracking(settings: Settings) -> None:
+    """Fail in seconds, with the fix, when the configured MLflow server does not answer."""
+    from fti.errors import check_reachable
+
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        check_reachable("the MLflow tracking server", uri,
+                        hint="start it (mlflow server --host ... --port ...) or point mlflow.tracking_uri "
+                             "(FTI__MLFLOW__TRACKING_URI) at a running one")
+
+
 def client(settings: Settings) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
@@ -84,6 +95,7 @@ def resolve_version(settings: Settings, ref: ModelRef) -> Any:
     """
     from mlflow.exceptions import MlflowException
 
+    check_tracking(settings)
     if not mlflow_store_exists(settings):
         raise FtiError(f"no MLflow store at {settings.tracking_uri}: no model {ref} has been registered",
                        hint=f"train one first: fti train --system {settings.system}")

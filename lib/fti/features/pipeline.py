@@ -227,7 +227,7 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, versi
         first = (mark if mark is not None else -1) + 1
         store.replace_partitions(qname, bad.coalesce(1),
                                  [{"source": source, "raw_version": v} for v in range(first, version + 1)],
-                                 watermarks={source: version}, run=run,
+                                 watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
                                  metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
         bad.unpersist()
         if new_rows:
@@ -381,7 +381,9 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         out.unpersist()
         if evolving and group is not None:
             store.set_properties(name, {"fti.definition": group.to_json()})
-        report.outputs.append(OutputResult(name, "written" if not result.skipped else "up to date", result.version,
+        # skipped here means a concurrent run committed this window first (its txn reached this raw version)
+        status = "written" if not result.skipped else "skipped: another run wrote it"
+        report.outputs.append(OutputResult(name, status, result.version,
                                            rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
         log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
                  affected[0], affected[-1], time.perf_counter() - t0)

@@ -74,6 +74,12 @@ def load_model(settings: Settings, ref: ModelRef) -> tuple[Any, Any, dict[str, A
     return mv, booster, manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))
 
 
+def model_ref(settings: Settings, model: str | None = None) -> ModelRef:
+    """The model to score with: ``model`` (``NAME@alias`` or ``NAME/VERSION``), else ``<model_name>@champion``."""
+    cfg = settings.config.training
+    return ModelRef.parse(model or f"{cfg.model_name if cfg else settings.system}@champion")
+
+
 def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str | None = None,
         run_id: str | None = None) -> ScoreReport:
     """Score the population of prediction time ``as_of`` with a registered model.
@@ -87,8 +93,7 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
 
     t0 = time.perf_counter()
     as_of = as_of.astimezone(UTC)
-    cfg = settings.config.training
-    ref = ModelRef.parse(model or f"{cfg.model_name if cfg else settings.system}@champion")
+    ref = model_ref(settings, model)
     mv, booster, manifest = load_model(settings, ref)
     features = json.loads((mv.tags or {}).get("fti.features", "[]"))
     threshold = float((mv.tags or {}).get("fti.threshold", "0.5"))
@@ -139,13 +144,17 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
                        description="Batch predictions with model and feature lineage")
     as_of_date = out.select("as_of_date").first()[0]
     part = [{"model_name": ref.name, "as_of_date": as_of_date}]
-    # the partition may hold other prediction times of the same model and day: keep them
-    others = store.read(name).where((F.col("model_name") == ref.name) & (F.col("as_of_date") == F.lit(as_of_date))
-                                    & (F.col("as_of") != F.lit(as_of).cast("timestamp")))
-    rows = out.drop("_no_features").unionByName(others).coalesce(2)
     run_ctx = RunContext(run_id=run_id or new_run_id("score"), pipeline="inference")
-    result = store.replace_partitions(name, rows, part, run=run_ctx,
-                                      metadata={"fti.as_of": as_of.isoformat(), "fti.model": f"{ref.name}/{mv.version}"})
+    # The partition may hold other prediction times of the same model and day: keep them. Reading them and
+    # replacing the partition is one step under a lock, so a concurrent run for another time of that day
+    # cannot be dropped, and two runs for the same time serialize (the later one's rows win, no duplicates).
+    with store.run_lock(f"{name}@{ref.name}@{as_of_date}", what=f"scoring {ref.name} on {as_of_date}"):
+        others = store.read(name).where((F.col("model_name") == ref.name) & (F.col("as_of_date") == F.lit(as_of_date))
+                                        & (F.col("as_of") != F.lit(as_of).cast("timestamp")))
+        rows = out.drop("_no_features").unionByName(others).coalesce(2)
+        result = store.replace_partitions(name, rows, part, run=run_ctx,
+                                          metadata={"fti.as_of": as_of.isoformat(),
+                                                    "fti.model": f"{ref.name}/{mv.version}"})
     out.unpersist()
     population.unpersist()
     report = ScoreReport(table=name, version=result.version, model=ref.name, model_version=int(mv.version),

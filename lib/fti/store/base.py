@@ -206,6 +206,55 @@ class TableStore(ABC):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def run_lock(self, key: str, *, what: str, wait_s: float = 900.0) -> Iterator[None]:
+        """Hold an exclusive lock on ``key`` across a read-then-write that spans several store calls.
+
+        A second run with the same key waits (logging who holds it) and proceeds once the first is done,
+        so the two serialize; after ``wait_s`` it gives up without writing anything.
+
+        Args:
+            key: What is locked, e.g. ``flights/predictions@model@2013-12-01``.
+            what: The work, for messages ("scoring flights_delay at 2013-12-01").
+            wait_s: How long to wait for the holder.
+
+        Raises:
+            ConcurrentRunError: Another run held the lock for longer than ``wait_s``.
+        """
+        from fti.errors import ConcurrentRunError
+
+        lock_dir = self.home / "_locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+        path = lock_dir / f"{safe}.run.lock"
+        with open(path, "a+") as handle:
+            deadline = time.monotonic() + wait_s
+            waited = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not waited:
+                        handle.seek(0)
+                        log.warning("another run holds %s (%s): waiting for it", key, handle.read().strip() or "?")
+                        waited = True
+                    if time.monotonic() > deadline:
+                        raise ConcurrentRunError(
+                            f"another run holds {what} ({key}) and did not finish within {wait_s:.0f} s; "
+                            "nothing was written by this run",
+                            hint=f"wait for it to finish, then rerun; a stale holder cannot exist (the lock "
+                                 f"dies with its process): {path}") from None
+                    time.sleep(0.5)
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}, since {dt.datetime.now(dt.timezone.utc).isoformat()}")
+                handle.flush()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     # ----------------------------------------------------------------------------- log reads
     def version(self, name: str) -> int:
         """Latest version of a table."""

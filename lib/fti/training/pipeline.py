@@ -98,6 +98,15 @@ def _frame(store: TableStore, table: str, version: int, cols: list[str], time_co
     return dataset.to_table(columns=cols, filter=expr).to_pandas()
 
 
+def preflight(settings: Settings) -> None:
+    """Fail in seconds, before any work, when the configured MLflow server or Ray cluster does not answer."""
+    from fti.registry import check_tracking
+    from fti.training.ray_train import check_ray
+
+    check_tracking(settings)
+    check_ray(settings)
+
+
 def run(store: TableStore, settings: Settings, *, run_id: str | None = None, view: str | None = None,
         exclude_features: list[str] | None = None) -> TrainReport:
     """Train, evaluate, log, register and gate one model.
@@ -119,6 +128,7 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     cfg = settings.config.training
     if cfg is None:
         raise ConfigError(f"the config of system {settings.system} has no training section")
+    preflight(settings)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run_id = run_id or new_run_id("train")

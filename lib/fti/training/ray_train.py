@@ -36,6 +36,17 @@ def ray_temp_dir() -> Path:
 
 
 @contextmanager
+def check_ray(settings: Settings) -> None:
+    """Fail in seconds when a configured Ray address (``host:port`` or ``ray://host:port``) does not answer."""
+    from fti.errors import check_reachable
+
+    address = settings.config.ray.address
+    if address and address != "auto":
+        check_reachable("the Ray cluster", address,
+                        hint="start it (ray start --head) or fix ray.address (FTI__RAY__ADDRESS); "
+                             "leave it empty for a local Ray")
+
+
 def ray_session(settings: Settings, *, num_workers: int) -> Iterator[None]:
     """Connect to the configured Ray cluster, or start a local one sized for ``num_workers``; shut down after."""
     import ray
@@ -44,6 +55,7 @@ def ray_session(settings: Settings, *, num_workers: int) -> Iterator[None]:
         yield
         return
     address = settings.config.ray.address
+    check_ray(settings)
     started = time.perf_counter()
     try:
         if address:
