@@ -1,14 +1,16 @@
-"""Benchmark: the point-in-time join (Spark, fti.store.pit) vs DuckDB ASOF LEFT JOIN on the same parquet.
+"""Benchmark: the point-in-time join (Spark, fti.store.pit) vs DuckDB ASOF LEFT JOIN (and polars join_asof)
+on the same parquet.
 
 Usage: python bench/pit_join.py [--spine N] [--features N] [--entities N] [--groups G] [--repeat R] [--skew S]
-Prints our time, DuckDB's, the ratio, checks that both give the same rows, and merges the figures into
-bench/results.json. Warm runs: the median of --repeat runs on each side; Spark start is reported apart.
+Prints our time, DuckDB's, polars', the ratios and the peak memory of the driver (this Python and its Spark
+JVM), checks that all give the same rows, and merges the figures into bench/results.json. Warm runs: the
+median of --repeat runs on each side; Spark start is reported apart. Records ``pit_join``; with --skew S it
+also records ``pit_skew``: one entity holds a share S of the rows, against the uniform run of this invocation.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import peak_memory, record, spark_session, stage_profile  # noqa: E402
 
 
 def generate(folder: Path, *, spine: int, features: int, entities: int, groups: int, skew: float, seed: int) -> None:
@@ -53,6 +58,18 @@ def run_duckdb(folder: Path, groups: int) -> tuple[float, pd.DataFrame]:
     return time.perf_counter() - t0, out
 
 
+def run_polars(folder: Path, groups: int) -> tuple[float, pd.DataFrame]:
+    import polars as pl
+
+    t0 = time.perf_counter()
+    out = pl.read_parquet(folder / "spine.parquet").sort("t")
+    for g in range(groups):
+        feats = pl.read_parquet(folder / f"g{g}.parquet").select("k", "event_time", pl.col("v").alias(f"v{g}")).sort("event_time")
+        out = out.join_asof(feats, left_on="t", right_on="event_time", by="k", strategy="backward").drop("event_time")
+    frame = out.select("sid", *[f"v{g}" for g in range(groups)]).to_pandas()
+    return time.perf_counter() - t0, frame
+
+
 def run_spark(spark, folder: Path, groups: int) -> tuple[float, pd.DataFrame]:
     from fti.store.pit import GroupJoin, point_in_time_join
 
@@ -67,49 +84,75 @@ def run_spark(spark, folder: Path, groups: int) -> tuple[float, pd.DataFrame]:
     return seconds, pd.read_parquet(out_dir)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--spine", type=int, default=int(os.environ.get("BENCH_SPINE", 200_000)))
-    parser.add_argument("--features", type=int, default=int(os.environ.get("BENCH_FEATURES", 1_000_000)))
-    parser.add_argument("--entities", type=int, default=20_000)
-    parser.add_argument("--groups", type=int, default=3)
-    parser.add_argument("--skew", type=float, default=0.0)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--name", default="pit_join")
-    args = parser.parse_args()
+def same(a: pd.DataFrame, b: pd.DataFrame, spine: int, groups: int) -> bool:
+    a = a.sort_values("sid").reset_index(drop=True)
+    b = b.sort_values("sid").reset_index(drop=True)
+    return len(a) == len(b) == spine and all(
+        np.allclose(a[f"v{g}"].to_numpy("float64", na_value=np.nan), b[f"v{g}"].to_numpy("float64", na_value=np.nan),
+                    equal_nan=True) for g in range(groups))
 
-    from fti.config import load_config
-    from fti.spark import get_spark
 
-    with tempfile.TemporaryDirectory(prefix="fti-bench-") as tmp:
-        folder = Path(tmp)
-        generate(folder, spine=args.spine, features=args.features, entities=args.entities, groups=args.groups,
-                 skew=args.skew, seed=7)
-        t0 = time.perf_counter()
-        spark = get_spark(load_config("flights", home=folder / "home"), ui=False)
-        spark_start = time.perf_counter() - t0
-        ours, ref = [], []
+def measure(spark, folder: Path, args, *, references: bool) -> dict:
+    ours, duck, pol = [], [], []
+    run_spark(spark, folder, args.groups)  # warm-up (JIT, file listing caches), not counted
+    if references:
+        run_duckdb(folder, args.groups)
+        run_polars(folder, args.groups)
+    with peak_memory() as mem:
         for _ in range(args.repeat):
             s, ours_df = run_spark(spark, folder, args.groups)
             ours.append(s)
-            d, ref_df = run_duckdb(folder, args.groups)
-            ref.append(d)
-        a = ours_df.sort_values("sid").reset_index(drop=True)
-        b = ref_df.sort_values("sid").reset_index(drop=True)
-        same = len(a) == len(b) == args.spine and all(
-            np.allclose(a[f"v{g}"].to_numpy(), b[f"v{g}"].to_numpy(), equal_nan=True) for g in range(args.groups))
-    result = {"ours_s": statistics.median(ours), "reference": "duckdb ASOF LEFT JOIN",
-              "reference_s": statistics.median(ref), "spark_start_s": spark_start,
-              "ratio": statistics.median(ours) / statistics.median(ref), "results_identical": bool(same),
-              "sizes": {"spine": args.spine, "features_per_group": args.features, "groups": args.groups,
-                        "entities": args.entities, "hot_entity_share": args.skew},
-              "machine": f"{os.cpu_count()} cores"}
-    print(json.dumps({args.name: result}, indent=2))
-    path = Path(__file__).with_name("results.json")
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[args.name] = result
-    path.write_text(json.dumps(data, indent=2))
-    return 0 if same else 1
+    out = {"ours_s": statistics.median(ours), "ours_runs_s": ours, "driver_peak_mib": round(mem["peak_mib"])}
+    if references:
+        for _ in range(args.repeat):
+            d, duck_df = run_duckdb(folder, args.groups)
+            duck.append(d)
+            p, pol_df = run_polars(folder, args.groups)
+            pol.append(p)
+        out.update({"duckdb_s": statistics.median(duck), "polars_s": statistics.median(pol),
+                    "identical_to_duckdb": same(ours_df, duck_df, args.spine, args.groups),
+                    "identical_to_polars": same(ours_df, pol_df, args.spine, args.groups)})
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spine", type=int, default=int(os.environ.get("BENCH_SPINE", 500_000)))
+    parser.add_argument("--features", type=int, default=int(os.environ.get("BENCH_FEATURES", 2_000_000)))
+    parser.add_argument("--entities", type=int, default=int(os.environ.get("BENCH_ENTITIES", 50_000)))
+    parser.add_argument("--groups", type=int, default=3)
+    parser.add_argument("--skew", type=float, default=0.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sizes = {"spine": args.spine, "features_per_group": args.features, "groups": args.groups,
+             "entities": args.entities, "hot_entity_share": args.skew}
+
+    with tempfile.TemporaryDirectory(prefix="fti-bench-") as tmp:
+        folder = Path(tmp)
+        spark, spark_start = spark_session(folder / "home", ui=True)
+        (folder / "u").mkdir()
+        generate(folder / "u", spine=args.spine, features=args.features, entities=args.entities, groups=args.groups,
+                 skew=0.0, seed=7)
+        uniform = measure(spark, folder / "u", args, references=True)
+        uniform["profile"] = stage_profile(spark, lambda: run_spark(spark, folder / "u", args.groups))
+        ratio = uniform["ours_s"] / uniform["duckdb_s"]
+        ok = uniform["identical_to_duckdb"] and uniform["identical_to_polars"]
+        record("pit_join", {**uniform, "reference": "duckdb ASOF LEFT JOIN", "reference_s": uniform["duckdb_s"],
+                            "ratio": ratio, "ratio_vs_polars": uniform["ours_s"] / uniform["polars_s"],
+                            "spark_start_s": spark_start, "sizes": {**sizes, "hot_entity_share": 0.0}},
+               goal="ratio <= 4.0 vs DuckDB, results identical", met=ratio <= 4.0 and ok)
+        if not args.skew:
+            return 0 if ok else 1
+        (folder / "s").mkdir()
+        generate(folder / "s", spine=args.spine, features=args.features, entities=args.entities, groups=args.groups,
+                 skew=args.skew, seed=7)
+        skewed = measure(spark, folder / "s", args, references=True)
+        ratio = skewed["ours_s"] / uniform["ours_s"]
+        record("pit_skew", {**skewed, "reference": "the uniform run (same sizes, no hot entity)",
+                            "reference_s": uniform["ours_s"], "ratio": ratio, "spark_start_s": spark_start,
+                            "sizes": sizes},
+               goal="ratio <= 1.5 vs uniform", met=ratio <= 1.5 and skewed["identical_to_duckdb"])
+        return 0 if ok and skewed["identical_to_duckdb"] and skewed["identical_to_polars"] else 1
 
 
 if __name__ == "__main__":

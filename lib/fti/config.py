@@ -269,12 +269,19 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
 
 def _known_keys(loc: tuple[str, ...]) -> list[str]:
     """The keys allowed beside the unknown key at ``loc`` (empty when the parent is not a fixed section)."""
+    import typing
+
     model: Any = SystemConfig
     for part in loc[:-1]:
         field = getattr(model, "model_fields", {}).get(part)
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        if field is None:
             return []
-        model = field.annotation
+        # a section may be optional (``TrainingConfig | None``): take its model class
+        found = [t for t in (field.annotation, *typing.get_args(field.annotation))
+                 if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not found:
+            return []
+        model = found[0]
     return sorted(getattr(model, "model_fields", {}))
 
 

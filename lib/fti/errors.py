@@ -51,9 +51,9 @@ class EnvironmentProblem(FtiError):
 
 
 class ConcurrentRunError(FtiError):
-    """Another run holds the window this run would write."""
+    """Another run holds the window this run would write (exit 75, EX_TEMPFAIL: retry later)."""
 
-    exit_code = 3
+    exit_code = 75
 
 
 class FaultInjected(FtiError):

@@ -35,7 +35,6 @@ def ray_temp_dir() -> Path:
     return path
 
 
-@contextmanager
 def check_ray(settings: Settings) -> None:
     """Fail in seconds when a configured Ray address (``host:port`` or ``ray://host:port``) does not answer."""
     from fti.errors import check_reachable
@@ -47,6 +46,7 @@ def check_ray(settings: Settings) -> None:
                              "leave it empty for a local Ray")
 
 
+@contextmanager
 def ray_session(settings: Settings, *, num_workers: int) -> Iterator[None]:
     """Connect to the configured Ray cluster, or start a local one sized for ``num_workers``; shut down after."""
     import ray

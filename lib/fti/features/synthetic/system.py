@@ -47,12 +47,15 @@ def activity(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
     from pyspark.sql import functions as F
 
     ev = inputs["raw_events"].where(F.col("kind") == "activity")
-    daily = ev.groupBy("entity_id", "day").agg(F.count(F.lit(1)).alias("_n"), F.sum("amount").alias("_amt"),
+    # amounts are summed as decimals: a double sum depends on the order Spark adds the rows in, and a rerun
+    # must give the same bits as the first run
+    daily = ev.groupBy("entity_id", "day").agg(F.count(F.lit(1)).alias("_n"),
+                                               F.sum(F.col("amount").cast("decimal(20,6)")).alias("_amt"),
                                                 F.max("event_time").alias("_known"))
     daily = daily.withColumn("_d", F.datediff("day", F.lit("1970-01-01").cast("date")))
     w = Window.partitionBy("entity_id").orderBy("_d").rangeBetween(-6, 0)
     return daily.select("entity_id", "day", F.max("_known").over(w).alias("event_time"),
-                        F.sum("_n").over(w).alias("events_7d"), (F.sum("_amt").over(w) / F.sum("_n").over(w)).alias("mean_amount_7d"))
+                        F.sum("_n").over(w).alias("events_7d"), (F.sum("_amt").over(w).cast("double") / F.sum("_n").over(w)).alias("mean_amount_7d"))
 
 
 def canary(inputs: dict[str, DataFrame], **_: object) -> DataFrame:

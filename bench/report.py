@@ -1,0 +1,38 @@
+"""Print bench/results.json as the table the README carries (and write it to bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ORDER = ("pit_join", "pit_skew", "incremental", "train", "score", "delta_write")
+
+
+def table(results: dict) -> str:
+    lines = ["| benchmark | ours (s) | reference | reference (s) | ratio | goal | met |",
+             "|---|---|---|---|---|---|---|"]
+    for name in ORDER:
+        r = results.get(name)
+        if r is None:
+            lines.append(f"| {name} | not run | | | | | |")
+            continue
+        lines.append(f"| {name} | {r['ours_s']:.1f} | {r['reference']} | {r['reference_s']:.2f} | {r['ratio']:.2f} | "
+                     f"{r.get('goal', '')} | {'yes' if r.get('goal_met') else 'no'} |")
+    machines = sorted({r["machine"] for r in results.values() if "machine" in r})
+    return "\n".join(lines) + "\n\nMachine: " + "; ".join(machines) + "\n"
+
+
+def main() -> int:
+    path = Path(__file__).with_name("results.json")
+    if not path.exists():
+        print("no bench/results.json yet: run make bench", file=sys.stderr)
+        return 1
+    text = table(json.loads(path.read_text()))
+    Path(__file__).with_name("RESULTS.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
