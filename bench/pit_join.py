@@ -117,9 +117,9 @@ def measure(spark, folder: Path, args, *, references: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spine", type=int, default=int(os.environ.get("BENCH_SPINE", 500_000)))
-    parser.add_argument("--features", type=int, default=int(os.environ.get("BENCH_FEATURES", 2_000_000)))
-    parser.add_argument("--entities", type=int, default=int(os.environ.get("BENCH_ENTITIES", 50_000)))
+    parser.add_argument("--spine", type=int, default=int(os.environ.get("BENCH_SPINE", 200_000)))
+    parser.add_argument("--features", type=int, default=int(os.environ.get("BENCH_FEATURES", 1_000_000)))
+    parser.add_argument("--entities", type=int, default=int(os.environ.get("BENCH_ENTITIES", 20_000)))
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--skew", type=float, default=0.0)
     parser.add_argument("--repeat", type=int, default=3)

@@ -116,19 +116,33 @@ def store_for(spark, home: Path):
     return open_store(spark, settings_for(home), backend="delta-rs")
 
 
+def _sortable(df, drop=()):
+    """Maps cannot be sorted or compared by chispa: replace each by its entries sorted by key."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    return df.select(*[F.array_sort(F.map_entries(f.name)).alias(f.name) if isinstance(f.dataType, MapType)
+                       else F.col(f.name) for f in df.schema.fields if f.name not in drop])
+
+
 def assert_valid(spark, home: Path, table: str) -> int:
     """The table is at a committed version whose every file exists, and Spark and delta-rs read the
     same rows. Returns the version."""
     from chispa import assert_df_equality
     from deltalake import DeltaTable
+    from pyspark.sql.types import MapType
 
     store = store_for(spark, home)
     version = store.version(table)
     missing = [u for u in store.file_uris(table) if not Path(u.removeprefix("file://")).is_file()]
     assert not missing, f"{table} v{version} references missing files: {missing[:3]}"
-    via_spark = store.read(table)
-    arrow = DeltaTable(store.uri(table)).to_pyarrow_table()
-    via_rs = spark.createDataFrame(arrow.to_pandas(), schema=via_spark.schema) if arrow.num_rows else \
+    via_spark = _sortable(store.read(table))
+    frame = DeltaTable(store.uri(table)).to_pyarrow_table().to_pandas()
+    for f in store.read(table).schema.fields:
+        if isinstance(f.dataType, MapType):  # pyarrow gives a map as (key, value) pairs
+            frame[f.name] = [[{"key": k, "value": v} for k, v in sorted(pairs)] if pairs is not None else None
+                             for pairs in frame[f.name]]
+    via_rs = spark.createDataFrame(frame[via_spark.columns], schema=via_spark.schema) if len(frame) else \
         spark.createDataFrame([], via_spark.schema)
     assert_df_equality(via_spark, via_rs, ignore_row_order=True, ignore_nullable=True)
     return version
@@ -138,17 +152,9 @@ def assert_same_rows(spark, home: Path, clean_home: Path, table: str) -> None:
     """The table holds exactly the clean run's rows (columns naming the run or wall clock aside)."""
     from chispa import assert_df_equality
 
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import MapType
-
-    def comparable(df):
-        # maps cannot be sorted: compare them as their entries sorted by key
-        return df.drop(*RUN_COLUMNS.get(table, [])).select(
-            *[F.array_sort(F.map_entries(f.name)).alias(f.name) if isinstance(f.dataType, MapType) else F.col(f.name)
-              for f in df.schema.fields if f.name not in RUN_COLUMNS.get(table, [])])
-
-    actual = comparable(store_for(spark, home).read(table))
-    expected = comparable(store_for(spark, clean_home).read(table))
+    drop = RUN_COLUMNS.get(table, [])
+    actual = _sortable(store_for(spark, home).read(table), drop)
+    expected = _sortable(store_for(spark, clean_home).read(table), drop)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 

@@ -10,10 +10,13 @@ from conftest import (AS_OF, FEATURE_TABLES, NOW, THROUGH, assert_same_rows, ass
                       run_fti, settings_for, start_fti, store_for)
 
 
+STATUSES = ("written", "up to date", "skipped: another run wrote it")
+
+
 def _statuses(stdout: str, table: str) -> list[str]:
     """The status column of ``table`` in ``fti features`` output."""
-    return [line.split("  ")[1].strip() for line in stdout.splitlines()
-            if line.startswith(table + " ") and len(line.split("  ")) > 1]
+    return [next(s for s in STATUSES if line[len(table):].strip().startswith(s)) for line in stdout.splitlines()
+            if line.startswith(table + " ")]
 
 
 def test_two_feature_runs_over_the_same_empty_window(spark, landed_home, featured_home, tmp_path):
