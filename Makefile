@@ -7,7 +7,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser test test-unit test-integration demo cluster-demo bench catalog clean
+.PHONY: help setup browser test test-unit test-integration test-reliability demo cluster-demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ test-unit: setup ## run only the fast unit tests
 
 test-integration: setup ## run only the integration tests (real Spark and Delta)
 	@$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-reliability: setup ## run only the reliability suite (kills, concurrent runs, bad input, bad config)
+	@$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)

@@ -32,7 +32,6 @@ def main() -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import xgboost
-    from pyspark.sql import functions as F
 
     from fti.inference.scoring import score
     from fti.store import RunContext

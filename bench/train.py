@@ -13,7 +13,9 @@ import argparse
 import datetime as dt
 import os
 import sys
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +85,24 @@ def main() -> int:
         split = T0 + dt.timedelta(days=30)
         windows = {"train": (T0, split), "validation": (split, split + dt.timedelta(days=30))}
 
+        parts_s: dict[str, list[float]] = {"ray_start": [], "fit_incl_data_load": [], "ray_shutdown": [],
+                                           "ref_load": [], "ref_train": []}
+
         def ours() -> xgboost.Booster:
+            t0 = time.perf_counter()
             with ray_session(settings, num_workers=2):
-                return fit(files, features=names, label="label", time_col="t", windows=windows, params=dict(PARAMS),
-                           num_boost_round=ROUNDS, early_stopping_rounds=ROUNDS, num_workers=2, use_gpu=False,
-                           timeout_s=1800, run_name="bench")
+                t1 = time.perf_counter()
+                booster = fit(files, features=names, label="label", time_col="t", windows=windows,
+                              params=dict(PARAMS), num_boost_round=ROUNDS, early_stopping_rounds=ROUNDS, num_workers=2,
+                              use_gpu=False, timeout_s=1800, run_name="bench")
+                t2 = time.perf_counter()
+            parts_s["ray_start"].append(t1 - t0)
+            parts_s["fit_incl_data_load"].append(t2 - t1)
+            parts_s["ray_shutdown"].append(time.perf_counter() - t2)
+            return booster
 
         def reference() -> xgboost.Booster:
+            t0 = time.perf_counter()
             data = pq.ParquetDataset(files).read()
             is_train = pc.less(data.column("t"), pa.scalar(split, pa.timestamp("us", tz="UTC")))
             parts = {}
@@ -97,9 +110,12 @@ def main() -> int:
                 rows = data.filter(mask)
                 parts[name] = xgboost.DMatrix(np.column_stack([rows.column(n).to_numpy() for n in names]),
                                               label=rows.column("label").to_numpy(), feature_names=names)
+            t1 = time.perf_counter()
             booster = xgboost.train({**PARAMS, "nthread": 2}, parts["train"], num_boost_round=ROUNDS,
-                                    evals=[(parts["train"], "train"), (parts["validation"], "validation")],
+                                    evals=[(parts["validation"], "validation")],
                                     early_stopping_rounds=ROUNDS, verbose_eval=False)
+            parts_s["ref_load"].append(t1 - t0)
+            parts_s["ref_train"].append(time.perf_counter() - t1)
             return booster
 
         ours_s, ours_runs, ours_booster = median_of(ours, args.repeat)
@@ -111,6 +127,7 @@ def main() -> int:
         record("train", {"ours_s": ours_s, "ours_runs_s": ours_runs,
                          "reference": "single-process xgboost.train, nthread=2 (data load included)",
                          "reference_s": ref_s, "reference_runs_s": ref_runs, "ratio": ratio,
+                         "breakdown_median_s": {k: round(statistics.median(v), 2) for k, v in parts_s.items() if v},
                          "ours_test_auc": ours_auc, "reference_test_auc": ref_auc, "auc_within_0.002": close,
                          "sizes": {"rows": args.rows, "features": args.features, "rounds": ROUNDS, "workers": 2}},
                goal="ratio <= 1.5 and test AUC within 0.002", met=ratio <= 1.5 and close)

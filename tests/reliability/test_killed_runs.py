@@ -77,34 +77,36 @@ def test_feature_run_killed_at_each_point_then_rerun_equals_clean(spark, landed_
         assert again.up_to_date, fault
 
 
-@pytest.mark.parametrize("point", ["before_files", "after_files", "after_commit"])
-def test_training_set_build_killed_then_rebuild_equals_clean(spark, featured_home, tmp_path, point, clean_set):
+def test_training_set_build_killed_then_rebuild_equals_clean(spark, featured_home, tmp_path, clean_set):
+    """Killed before its files, after its files, and after its commit but before its manifest (all three at once)."""
+    from chispa import assert_df_equality
+
+    from fti.catalog import build_catalog
     from fti.store.feature_store import FeatureStore
     from fti.store.training_set import manifest_path
 
-    home = copy_home(featured_home, tmp_path / "h")
-    proc = finish(start_fti(home, "training-set", "build", env=fti_env(FTI_FAULT=f"{point}:kill")))
-    _killed(proc)
-    store = store_for(spark, home)
-    sets = [t for t in store.list_tables() if t.startswith("synthetic/training_sets/")]
-    assert len(sets) == 1, sets  # the killed build's table: created, never given a manifest
-    killed = sets[0]
-    assert assert_valid(spark, home, killed) == (1 if point == "after_commit" else 0)
-    assert not manifest_path(store.home, killed).exists()
-    for table in FEATURE_TABLES:
-        assert _versions(spark, home, [table])[table] == _versions(spark, featured_home, [table])[table]
-    fs = FeatureStore(store, settings_for(home))
-    rebuilt = fs.materialize(fs.get_training_set(None, "purchase_v1"))
-    assert rebuilt.manifest["output"]["sha256"] == clean_set.manifest["output"]["sha256"]
-    from chispa import assert_df_equality
-
-    assert_df_equality(rebuilt.df, clean_set.df, ignore_row_order=True, ignore_nullable=True)
-    # the catalog tells the complete set from the killed one
-    from fti.catalog import build_catalog
-
-    listed = {t["name"]: (t["kind"], t["incomplete"]) for t in build_catalog(settings_for(home), store)["tables"]
-              if t["kind"] == "training_set"}
-    assert listed == {killed: ("training_set", True), rebuilt.path: ("training_set", False)}
+    points = ("before_files", "after_files", "after_commit")
+    homes = {point: copy_home(featured_home, tmp_path / point) for point in points}
+    procs = {point: start_fti(home, "training-set", "build", env=fti_env(FTI_FAULT=f"{point}:kill"))
+             for point, home in homes.items()}
+    for point, home in homes.items():
+        _killed(finish(procs[point]))
+        store = store_for(spark, home)
+        sets = [t for t in store.list_tables() if t.startswith("synthetic/training_sets/")]
+        assert len(sets) == 1, sets  # the killed build's table: created, never given a manifest
+        killed = sets[0]
+        assert assert_valid(spark, home, killed) == (1 if point == "after_commit" else 0)
+        assert not manifest_path(store.home, killed).exists()
+        for table in FEATURE_TABLES:
+            assert _versions(spark, home, [table])[table] == _versions(spark, featured_home, [table])[table]
+        fs = FeatureStore(store, settings_for(home))
+        rebuilt = fs.materialize(fs.get_training_set(None, "purchase_v1"))
+        assert rebuilt.manifest["output"]["sha256"] == clean_set.manifest["output"]["sha256"], point
+        assert_df_equality(rebuilt.df, clean_set.df, ignore_row_order=True, ignore_nullable=True)
+        # the catalog tells the complete set from the killed one
+        listed = {t["name"]: (t["kind"], t["incomplete"]) for t in build_catalog(settings_for(home), store)["tables"]
+                  if t["kind"] == "training_set"}
+        assert listed == {killed: ("training_set", True), rebuilt.path: ("training_set", False)}, point
 
 
 @pytest.fixture(scope="module")

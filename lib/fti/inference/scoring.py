@@ -39,7 +39,8 @@ def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], t
                 continue
             matrix = np.column_stack([batch.column(f).to_numpy(zero_copy_only=False).astype("float64")
                                       for f in features]) if features else np.empty((batch.num_rows, 0))
-            scores = booster.predict(xgboost.DMatrix(matrix, feature_names=features, missing=np.nan))
+            scores = booster.inplace_predict(matrix, missing=np.nan) if features else \
+                booster.predict(xgboost.DMatrix(matrix, feature_names=features, missing=np.nan))
             yield pa.RecordBatch.from_arrays(
                 list(batch.columns) + [pa.array(scores.astype("float64")), pa.array((scores >= threshold).astype("int32"))],
                 schema=pa.schema(list(batch.schema) + [pa.field("score", pa.float64()), pa.field("predicted_label", pa.int32())]),

@@ -83,7 +83,11 @@ def _in_window(batch: Any, *, column: str, lo: Any, hi: Any) -> Any:
 
 
 def _train_fn(config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker: its shards -> DMatrix -> xgboost.train (collective set up by Ray)."""
+    """Runs on every Ray Train worker: its shards -> DMatrix -> xgboost.train (collective set up by Ray); rank 0
+    reports the booster ONCE, at the end, as the run's checkpoint."""
+    import os
+    import tempfile
+
     import ray.train
     import xgboost
     from ray.train.xgboost import RayTrainReportCallback
@@ -91,12 +95,20 @@ def _train_fn(config: dict[str, Any]) -> None:
     features, label = config["features"], config["label"]
     train = ray.train.get_dataset_shard("train").materialize().to_pandas()
     valid = ray.train.get_dataset_shard("validation").materialize().to_pandas()
+    # one XGBoost thread per CPU the worker holds, so that workers sharing a node do not oversubscribe it
+    params = {"nthread": config["cpus_per_worker"], **config["params"]}
     dtrain = xgboost.DMatrix(train[features], label=train[label], feature_names=features)
     dvalid = xgboost.DMatrix(valid[features], label=valid[label], feature_names=features)
-    xgboost.train(config["params"], dtrain, num_boost_round=config["num_boost_round"],
-                  evals=[(dtrain, "train"), (dvalid, "validation")],
-                  early_stopping_rounds=config["early_stopping_rounds"], verbose_eval=False,
-                  callbacks=[RayTrainReportCallback(frequency=0, checkpoint_at_end=True)])
+    # No RayTrainReportCallback: even with frequency=0 it cost ~2 s per boosting round here (20 rounds on
+    # 200k rows: 39.5 s with it, 1.2 s without). Only the validation set is evaluated (early stopping).
+    booster = xgboost.train(params, dtrain, num_boost_round=config["num_boost_round"], evals=[(dvalid, "validation")],
+                            early_stopping_rounds=config["early_stopping_rounds"], verbose_eval=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if ray.train.get_context().get_world_rank() == 0:
+            booster.save_model(os.path.join(tmp, RayTrainReportCallback.CHECKPOINT_NAME))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({"best_iteration": booster.attr("best_iteration")}, checkpoint=checkpoint)
 
 
 def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
@@ -139,8 +151,8 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
     trainer = XGBoostTrainer(
         _train_fn,
         train_loop_config={"features": features, "label": label, "params": params, "num_boost_round": num_boost_round,
-                           "early_stopping_rounds": early_stopping_rounds},
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+                           "early_stopping_rounds": early_stopping_rounds, "cpus_per_worker": 1},
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": 1}),
         run_config=RunConfig(name=run_name, storage_path=str(ray_temp_dir() / "results")),
         datasets=datasets,
     )
