@@ -30,7 +30,7 @@ browser: ## install Debian's chromium for the MLflow UI browser check (needs roo
 	  || echo "warning: could not install chromium: the browser check will be skipped" >&2; \
 	else echo "note: not root, chromium not installed: the browser check will be skipped" >&2; fi
 
-test: setup browser ## run the whole test suite (unit, integration, cluster, browser check)
+test: setup browser ## run the whole test suite (unit, integration, reliability, cluster, browser check)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -46,7 +46,7 @@ test-reliability: setup ## run only the reliability suite (kills, concurrent run
 	@$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-demo: setup ## run every stage built so far on the real flights data, in ./$(HOME_DIR)
+demo: setup ## run the whole FTI cycle on the real flights data, in ./$(HOME_DIR)
 	$(BIN)/fti demo --home $(HOME_DIR)
 
 cluster-demo: setup ## start Spark master+worker, Ray head+worker, mlflow server on 127.0.0.1; spark-submit the 3 jobs; compare with a local run; stop all
