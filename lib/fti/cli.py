@@ -56,7 +56,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(json.dumps(catalog, indent=2, default=str))
         return 0
     print(f"home: {catalog['home']}\ntracking: {catalog['tracking_uri']}\n")
-    print(format_table([(t["name"], t["kind"] + (" (incomplete: no manifest)" if t.get("incomplete") else ""), t["version"], t["rows"], t["last_commit"]) for t in catalog["tables"]],
+    print(format_table([(t["name"], _kind(t), t["version"], t["rows"], t["last_commit"]) for t in catalog["tables"]],
                        ["table", "kind", "version", "rows", "last commit (UTC)"]))
     if catalog["feature_groups"]:
         print()
@@ -70,6 +70,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                          ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items()))) for m in catalog["models"]],
                        ["model", "versions", "aliases"]))
     return 0
+
+
+def _kind(table: dict) -> str:
+    """A catalog table's kind as printed (a training set without its manifest is marked)."""
+    return table["kind"] + (" (incomplete: no manifest)" if table.get("incomplete") else "")
 
 
 def _session(args: argparse.Namespace, settings=None):
@@ -195,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{'n/a' if auc is None else f'{auc:.4f}'}, drift: {', '.join(r['drifted']) or 'none'}")
     catalog = build_catalog(settings, store)
     print()
-    print(format_table([(t["name"], t["kind"] + (" (incomplete: no manifest)" if t.get("incomplete") else ""), t["version"], t["rows"]) for t in catalog["tables"]],
+    print(format_table([(t["name"], _kind(t), t["version"], t["rows"]) for t in catalog["tables"]],
                        ["table", "kind", "version", "rows"]))
     print(f"\nhome: {settings.home}\nMLflow UI: mlflow ui --backend-store-uri {settings.tracking_uri} "
           f"--port 5000\nmonitoring reports: {settings.home / settings.system / 'monitoring_reports'}\n"
