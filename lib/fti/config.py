@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -385,9 +386,9 @@ def ensure_home(settings: Settings) -> Path:
     home = settings.home
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / ".fti-write-check"
-        probe.write_text("ok")
-        probe.unlink()
+        # a name of its own: two runs starting at once must not delete each other's probe
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".fti-write-check-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"home folder {home} is not writable: {exc.strerror}",

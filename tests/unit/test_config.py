@@ -121,3 +121,26 @@ def test_good_table_names(name):
 def test_bad_system_names(name):
     with pytest.raises(NameError_):
         validate_system_name(name)
+
+
+def test_home_check_is_safe_when_runs_start_at_once(tmp_path):
+    """Two runs starting together each probe the home: neither may delete the other's probe (CI found this)."""
+    import threading
+
+    s = load_config("flights", home=tmp_path / "h")
+    errors: list[BaseException] = []
+
+    def probe():
+        try:
+            for _ in range(300):
+                ensure_home(s)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=probe) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list((tmp_path / "h").iterdir()) == []
