@@ -72,7 +72,7 @@ def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
 
             pq.read_metadata(str(path))  # a truncated file fails here, before Spark touches it
             df = spark.read.parquet(str(path))
-            return df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
+            return df.select(*[_as_text(spark, f) for f in df.schema.fields])
         if suffix in (".csv", ".txt"):
             check_utf8(path)
             return (spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
@@ -83,6 +83,23 @@ def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
         raise BadFileError(f"cannot read {path}: {str(exc).splitlines()[0][:300]}",
                            hint="check that the file is complete and in CSV (with a header) or parquet format") from None
     raise BadFileError(f"{path} is neither .csv nor .parquet", hint="land CSV files with a header row, or parquet")
+
+
+def _as_text(spark: SparkSession, field):
+    """One parquet column as raw text. Typed timestamps become the raw contract's UTC ISO-8601 text
+    (``2024-02-21T13:00:00Z``; a timestamp without a zone is taken as UTC, the contract's zone). A fraction of a
+    second is kept (``...00.500000Z``), never dropped, so the feature run quarantines it with its value."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    col = F.col(f"`{field.name}`")
+    if isinstance(field.dataType, TimestampType):
+        # rendered in the session's zone: shift so the rendering is the UTC wall clock
+        col = F.to_utc_timestamp(col, spark.conf.get("spark.sql.session.timeZone"))
+    elif not isinstance(field.dataType, TimestampNTZType):
+        return col.cast("string").alias(field.name)
+    return (F.when(F.date_format(col, "SSSSSS") == "000000", F.date_format(col, "yyyy-MM-dd'T'HH:mm:ss'Z'"))
+            .otherwise(F.date_format(col, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'")).alias(field.name))
 
 
 def check_utf8(path: Path, *, chunk: int = 1 << 20) -> None:

@@ -126,6 +126,17 @@ def test_recoverable_rows_land_and_are_quarantined_with_their_reason(spark, corp
     pq.write_table(typed, tmp_path / "wrong_types.parquet")
     assert _land(capsys, corpus_home, tmp_path / "wrong_types.parquet")[0] == 0
     landed[store.version("synthetic/raw_events")] = "wrong_types.parquet"
+    # typed timestamps become the contract's text: with a zone, without one (taken as UTC); a fraction is kept
+    # and so quarantined with its value, not silently dropped
+    at = [dt.datetime(2024, 2, 21, 13, 0, 0), dt.datetime(2024, 2, 21, 13, 0, 1),
+          dt.datetime(2024, 2, 21, 13, 0, 2, 500000)]
+    for name, ts_type in (("typed_utc.parquet", pa.timestamp("us", tz="UTC")),
+                          ("typed_naive.parquet", pa.timestamp("us"))):
+        entity = name.removesuffix(".parquet")
+        pq.write_table(pa.table({"entity_id": [entity] * 3, "event_ts": pa.array(at, ts_type),
+                                 "kind": ["activity"] * 3, "amount": ["2.0", "4.0", "6.0"]}), tmp_path / name)
+        assert _land(capsys, corpus_home, tmp_path / name)[0] == 0
+        landed[store.version("synthetic/raw_events")] = name
     # one entity with 20,000 events in a day
     huge = [("e_huge", f"2024-02-21T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", "activity", "1.0")
             for i in range(20000)]
@@ -136,14 +147,19 @@ def test_recoverable_rows_land_and_are_quarantined_with_their_reason(spark, corp
     assert code == 0, err
     expected = {(name, reason, n) for name, (_, reasons) in RECOVERABLE.items() for reason, n in reasons.items()}
     expected |= {("wrong_types.parquet", "amount not a plausible number: abc", 1),
-                 ("wrong_types.parquet", "amount not a plausible number: 12,5", 1)}
+                 ("wrong_types.parquet", "amount not a plausible number: 12,5", 1),
+                 ("typed_utc.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z'", 1),
+                 ("typed_naive.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z'", 1)}
     q = (store.read("synthetic/quarantine").where(F.col("raw_version").isin(list(landed)))
          .groupBy("raw_version", "reason").count().collect())
     assert {(landed[r.raw_version], r.reason, r["count"]) for r in q} == expected
     # the good rows of those files were featurized, the huge entity's whole day included
-    activity = store.read("synthetic/activity").where(F.col("entity_id").isin("8", "e_huge"))
+    activity = store.read("synthetic/activity").where(F.col("entity_id").isin("8", "e_huge", "typed_utc",
+                                                                             "typed_naive"))
     want = spark.createDataFrame(
         [("8", dt.datetime(2024, 2, 21, 12, 0, 2, tzinfo=dt.timezone.utc), 1, 3.5),
+         ("typed_utc", dt.datetime(2024, 2, 21, 13, 0, 1, tzinfo=dt.timezone.utc), 2, 3.0),
+         ("typed_naive", dt.datetime(2024, 2, 21, 13, 0, 1, tzinfo=dt.timezone.utc), 2, 3.0),
          ("e_huge", dt.datetime(2024, 2, 21, 5, 33, 19, tzinfo=dt.timezone.utc), 20000, 1.0)],
         "entity_id string, event_time timestamp, events_7d bigint, mean_amount_7d double")
     assert_df_equality(activity.where(F.col("day") == dt.date(2024, 2, 21)).select(*want.columns), want,
