@@ -138,6 +138,7 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     datasets = {}
+    read_started = time.perf_counter()
     utc = pa.timestamp("us", tz="UTC")
     for name in ("train", "validation"):
         lo, hi = windows[name]
@@ -148,6 +149,9 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
         if datasets[name].count() == 0:
             raise FtiError(f"the {name} window {lo.date()}..{hi.date()} of the training set has no rows",
                            hint="check training windows in the config against the data landed")
+    log.info("read %s in %.1f s", ", ".join(f"{ds.count()} {name} rows" for name, ds in datasets.items()),
+             time.perf_counter() - read_started)
+    fit_started = time.perf_counter()
     trainer = XGBoostTrainer(
         _train_fn,
         train_loop_config={"features": features, "label": label, "params": params, "num_boost_round": num_boost_round,
@@ -165,6 +169,7 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
                        hint="raise ray.timeout_s, or check that the cluster can place every worker") from None
     finally:
         pool.shutdown(wait=False)
+    log.info("Ray Train fit (%d workers) in %.1f s", num_workers, time.perf_counter() - fit_started)
     booster = RayTrainReportCallback.get_model(result.checkpoint)
     best = booster.attr("best_iteration")
     if best is not None:
