@@ -1,10 +1,9 @@
 """Ray done right on small machines and clusters, and the Ray Train (V2) XGBoost fit.
 
-- Local Ray gets more CPUs than the trainer has workers, and a temp folder under the system temp folder
-  (Unix socket paths are limited to 107 bytes).
-- Workers read their rows straight from the training set's pinned parquet files (no Ray Data: its read,
-  materialize and split cost ~20 s of fixed time at 1M rows); the booster is reported once, at the end (Ray's
-  report callback cost ~2 s per round even when told not to report).
+- Local Ray gets more CPUs than the trainer has workers (or Ray Data's read tasks starve and the job
+  hangs), and a temp folder under the system temp folder (Unix socket paths are limited to 107 bytes).
+- Datasets are materialized before ``fit()``; metrics are reported once, at the end (reporting every
+  round made training 7x slower).
 - A fit that cannot get its resources fails with a message within ``ray.timeout_s``, never hangs.
 """
 
@@ -76,81 +75,16 @@ def ray_session(settings: Settings, *, num_workers: int) -> Iterator[None]:
         ray.shutdown()
 
 
-Unit = tuple[str, int, int, int]  # (file URI, row group, step, offset): rows offset, offset + step, ... of the group
-
-
-def plan_shards(files: Sequence[str], *, time_col: str, windows: dict[str, tuple[dt.datetime, dt.datetime]],
-                num_workers: int) -> list[list[Unit]]:
-    """Which rows of the pinned parquet files each worker reads.
-
-    Whole row groups go to workers (largest first, to the least loaded) when that gives every worker rows of
-    every window; otherwise every worker reads every row group and keeps every ``num_workers``-th row, so each
-    gets an even share of each window however the files are sorted.
-
-    Raises:
-        FtiError: A window with no rows at all.
-    """
-    import pyarrow as pa
+def _in_window(batch: Any, *, column: str, lo: Any, hi: Any) -> Any:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    utc = pa.timestamp("us", tz="UTC")
-    groups = []  # (uri, row group, {window: rows})
-    for uri in files:
-        with _open(uri) as handle:
-            parquet = pq.ParquetFile(handle)
-            for rg in range(parquet.num_row_groups):
-                times = parquet.read_row_group(rg, columns=[time_col]).column(time_col)
-                counts = {name: pc.sum(pc.and_(pc.greater_equal(times, pa.scalar(lo, utc)),
-                                               pc.less(times, pa.scalar(hi, utc)))).as_py() or 0
-                          for name, (lo, hi) in windows.items()}
-                groups.append((uri, rg, counts))
-    for name, (lo, hi) in windows.items():
-        if sum(g[2][name] for g in groups) == 0:
-            raise FtiError(f"the {name} window {lo.date()}..{hi.date()} of the training set has no rows",
-                           hint="check training windows in the config against the data landed")
-    plan: list[list[Unit]] = [[] for _ in range(num_workers)]
-    load = [{name: 0 for name in windows} for _ in range(num_workers)]
-    for uri, rg, counts in sorted(groups, key=lambda g: -sum(g[2].values())):
-        worker = min(range(num_workers), key=lambda w: sum(load[w].values()))
-        plan[worker].append((uri, rg, 1, 0))
-        load[worker] = {name: load[worker][name] + counts[name] for name in windows}
-    if all(rows[name] > 0 for rows in load for name in windows):
-        return plan
-    return [[(uri, rg, num_workers, rank) for uri, rg, _ in groups] for rank in range(num_workers)]
-
-
-def _open(uri: str) -> Any:
-    import pyarrow.fs as pafs
-
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    return filesystem.open_input_file(path)
-
-
-def read_shard(units: Sequence[Unit], *, columns: list[str], time_col: str,
-               windows: dict[str, tuple[dt.datetime, dt.datetime]]) -> dict[str, Any]:
-    """A worker's rows (see :func:`plan_shards`) as one pandas frame per window, without ``time_col``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    parts = []
-    for uri, rg, step, offset in units:
-        with _open(uri) as handle:
-            part = pq.ParquetFile(handle).read_row_group(rg, columns=columns + [time_col])
-        if step > 1:
-            part = part.take(pa.array(range(offset, part.num_rows, step), pa.int64()))
-        parts.append(part)
-    table = pa.concat_tables(parts)
-    utc = pa.timestamp("us", tz="UTC")
-    times = table.column(time_col)
-    return {name: table.filter(pc.and_(pc.greater_equal(times, pa.scalar(lo, utc)), pc.less(times, pa.scalar(hi, utc))))
-            .select(columns).to_pandas() for name, (lo, hi) in windows.items()}
+    times = batch[column]
+    return batch.filter(pc.and_(pc.greater_equal(times, lo), pc.less(times, hi)))
 
 
 def _train_fn(config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker: its rows of the pinned files -> DMatrix -> xgboost.train (collective set up
-    by Ray); rank 0 reports the booster ONCE, at the end, as the run's checkpoint."""
+    """Runs on every Ray Train worker: its shards -> DMatrix -> xgboost.train (collective set up by Ray); rank 0
+    reports the booster ONCE, at the end, as the run's checkpoint."""
     import os
     import tempfile
 
@@ -158,28 +92,23 @@ def _train_fn(config: dict[str, Any]) -> None:
     import xgboost
     from ray.train.xgboost import RayTrainReportCallback
 
-    started = time.perf_counter()
     features, label = config["features"], config["label"]
-    rank = ray.train.get_context().get_world_rank()
-    frames = read_shard(config["plan"][rank], columns=features + [label], time_col=config["time_col"],
-                        windows=config["windows"])
-    train, valid = frames["train"], frames["validation"]
+    train = ray.train.get_dataset_shard("train").materialize().to_pandas()
+    valid = ray.train.get_dataset_shard("validation").materialize().to_pandas()
     # one XGBoost thread per CPU the worker holds, so that workers sharing a node do not oversubscribe it
     params = {"nthread": config["cpus_per_worker"], **config["params"]}
     dtrain = xgboost.DMatrix(train[features], label=train[label], feature_names=features)
     dvalid = xgboost.DMatrix(valid[features], label=valid[label], feature_names=features)
-    loaded = time.perf_counter()
     # No RayTrainReportCallback: even with frequency=0 it cost ~2 s per boosting round here (20 rounds on
     # 200k rows: 39.5 s with it, 1.2 s without). Only the validation set is evaluated (early stopping).
     booster = xgboost.train(params, dtrain, num_boost_round=config["num_boost_round"], evals=[(dvalid, "validation")],
                             early_stopping_rounds=config["early_stopping_rounds"], verbose_eval=False)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
-        if rank == 0:
+        if ray.train.get_context().get_world_rank() == 0:
             booster.save_model(os.path.join(tmp, RayTrainReportCallback.CHECKPOINT_NAME))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({"best_iteration": booster.attr("best_iteration"), "rows": dtrain.num_row(),
-                          "load_s": loaded - started, "train_s": time.perf_counter() - loaded}, checkpoint=checkpoint)
+        ray.train.report({"best_iteration": booster.attr("best_iteration")}, checkpoint=checkpoint)
 
 
 def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
@@ -193,7 +122,9 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
     Raises:
         FtiError: Not enough Ray resources, or the fit did not finish within ``timeout_s``.
     """
+    import pyarrow as pa
     import ray
+    import ray.data
     from ray.train import RunConfig, ScalingConfig
     from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
@@ -204,21 +135,30 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
     if use_gpu and ray.cluster_resources().get("GPU", 0) < num_workers:
         raise FtiError("training.device is cuda but Ray sees no GPU for every worker",
                        hint="set training.device: cpu, or run on a GPU node")
-    # Workers read their rows straight from the pinned files: going through Ray Data (read, filter,
-    # materialize, split to the workers) cost ~20 s of fixed time for 1M rows here.
-    planned = time.perf_counter()
-    fit_windows = {name: windows[name] for name in ("train", "validation")}
-    plan = plan_shards(files, time_col=time_col, windows=fit_windows, num_workers=num_workers)
-    log.info("planned %d worker shard(s) over %d file(s) in %.1f s", num_workers, len(files),
-             time.perf_counter() - planned)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    datasets = {}
+    read_started = time.perf_counter()
+    utc = pa.timestamp("us", tz="UTC")
+    for name in ("train", "validation"):
+        lo, hi = windows[name]
+        ds = ray.data.read_parquet(list(files), columns=features + [label, time_col])
+        ds = ds.map_batches(_in_window, batch_format="pyarrow",
+                            fn_kwargs={"column": time_col, "lo": pa.scalar(lo, utc), "hi": pa.scalar(hi, utc)})
+        datasets[name] = ds.drop_columns([time_col]).materialize()
+        if datasets[name].count() == 0:
+            raise FtiError(f"the {name} window {lo.date()}..{hi.date()} of the training set has no rows",
+                           hint="check training windows in the config against the data landed")
+    log.info("read %s in %.1f s", ", ".join(f"{ds.count()} {name} rows" for name, ds in datasets.items()),
+             time.perf_counter() - read_started)
     fit_started = time.perf_counter()
     trainer = XGBoostTrainer(
         _train_fn,
         train_loop_config={"features": features, "label": label, "params": params, "num_boost_round": num_boost_round,
-                           "early_stopping_rounds": early_stopping_rounds, "cpus_per_worker": 1,
-                           "plan": plan, "time_col": time_col, "windows": fit_windows},
+                           "early_stopping_rounds": early_stopping_rounds, "cpus_per_worker": 1},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": 1}),
         run_config=RunConfig(name=run_name, storage_path=str(ray_temp_dir() / "results")),
+        datasets=datasets,
     )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     future = pool.submit(trainer.fit)
@@ -229,10 +169,7 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
                        hint="raise ray.timeout_s, or check that the cluster can place every worker") from None
     finally:
         pool.shutdown(wait=False)
-    worker = result.metrics or {}
-    log.info("Ray Train fit (%d workers) in %.1f s; worker 0: %s train rows loaded in %.1f s, trained in %.1f s",
-             num_workers, time.perf_counter() - fit_started, worker.get("rows"), worker.get("load_s", float("nan")),
-             worker.get("train_s", float("nan")))
+    log.info("Ray Train fit (%d workers) in %.1f s", num_workers, time.perf_counter() - fit_started)
     booster = RayTrainReportCallback.get_model(result.checkpoint)
     best = booster.attr("best_iteration")
     if best is not None:
