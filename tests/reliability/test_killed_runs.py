@@ -29,6 +29,15 @@ def _killed(proc) -> None:
     assert proc.returncode == -signal.SIGKILL, proc.explain()
 
 
+def _run_all(homes: dict, args: list[str], *, random_kill_s: float) -> dict:
+    """Run ``fti ARGS`` in every home at once (each a Spark driver of its own): the fault named by the home's key
+    kills it, and the home keyed ``random`` is killed by a timer ``random_kill_s`` after its start."""
+    started = {fault: start_fti(home, *args, env=fti_env(FTI_FAULT=f"{fault}:kill") if fault != "random" else fti_env())
+               for fault, home in homes.items()}
+    kill_at(started["random"], random_kill_s)
+    return {fault: finish(proc) for fault, proc in started.items()}
+
+
 def _versions(spark, home, tables):
     store = store_for(spark, home)
     return {t: store.version(t) if store.exists(t) else None for t in tables}
@@ -38,15 +47,8 @@ def test_feature_run_killed_at_each_point_then_rerun_equals_clean(spark, landed_
     from fti.features import pipeline
 
     homes = {fault: copy_home(landed_home, tmp_path / f"h{i}") for i, fault in enumerate(FEATURE_FAULTS)}
-    delay = random.Random(SEED).uniform(12, 30)
     homes["random"] = copy_home(landed_home, tmp_path / "hr")
-    # all at once: each is a Spark driver of its own; the random one is killed by a timer
-    started = {}
-    for fault, home in homes.items():
-        env = fti_env(FTI_FAULT=f"{fault}:kill") if fault != "random" else fti_env()
-        started[fault] = start_fti(home, "features", "--now", NOW, env=env)
-    kill_at(started["random"], delay)
-    procs = {fault: finish(proc) for fault, proc in started.items()}
+    procs = _run_all(homes, ["features", "--now", NOW], random_kill_s=random.Random(SEED).uniform(12, 30))
 
     for fault, home in homes.items():
         proc = procs[fault]
@@ -122,13 +124,7 @@ def test_scoring_killed_at_each_point_then_rerun_equals_clean(spark, trained_hom
     from fti.inference.pipeline import run as score
 
     homes = {fault: copy_home(trained_home, tmp_path / f"s{i}") for i, fault in enumerate(SCORE_FAULTS)}
-    delay = random.Random(SEED + 1).uniform(10, 25)
-    procs = {}
-    for fault, home in homes.items():
-        env = fti_env(FTI_FAULT=f"{fault}:kill") if fault != "random" else fti_env()
-        procs[fault] = start_fti(home, "score", "--as-of", AS_OF, env=env)
-    kill_at(procs["random"], delay)
-    done = {f: finish(p) for f, p in procs.items()}
+    done = _run_all(homes, ["score", "--as-of", AS_OF], random_kill_s=random.Random(SEED + 1).uniform(10, 25))
     for fault, home in homes.items():
         proc = done[fault]
         store = store_for(spark, home)

@@ -140,7 +140,7 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
                        hint="set training.device: cpu, or run on a GPU node")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    datasets = {}
+    datasets, rows = {}, {}
     read_started = time.perf_counter()
     utc = pa.timestamp("us", tz="UTC")
     for name in ("train", "validation"):
@@ -149,10 +149,11 @@ def fit(files: Sequence[str], *, features: list[str], label: str, time_col: str,
         ds = ds.map_batches(_in_window, batch_format="pyarrow",
                             fn_kwargs={"column": time_col, "lo": pa.scalar(lo, utc), "hi": pa.scalar(hi, utc)})
         datasets[name] = ds.drop_columns([time_col]).materialize()
-        if datasets[name].count() == 0:
+        rows[name] = datasets[name].count()
+        if rows[name] == 0:
             raise FtiError(f"the {name} window {lo.date()}..{hi.date()} of the training set has no rows",
                            hint="check training windows in the config against the data landed")
-    log.info("read %s in %.1f s", ", ".join(f"{ds.count()} {name} rows" for name, ds in datasets.items()),
+    log.info("read %s in %.1f s", ", ".join(f"{n} {name} rows" for name, n in rows.items()),
              time.perf_counter() - read_started)
     fit_started = time.perf_counter()
     trainer = XGBoostTrainer(
