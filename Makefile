@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.fti-installed
+JARS   := $(VENV)/share/fti/jars/manifest.json
 HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
@@ -21,7 +22,11 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv (if missing) and install fti with Spark and test extras
+# The Delta Spark connector's jars, fetched once from Maven Central into the environment (see README "Delta").
+$(JARS): $(STAMP)
+	$(BIN)/fti connector install && touch $@
+
+setup: $(STAMP) $(JARS) ## create .venv (if missing), install fti with Spark and test extras, fetch the Delta connector jars
 
 browser: ## install Debian's chromium for the MLflow UI browser check (needs root; skipped otherwise)
 	@if command -v chromium >/dev/null 2>&1; then :; \

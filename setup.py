@@ -21,7 +21,7 @@ CORE = [
 # Spark is an extra: a cluster or Databricks runtime already provides pyspark and must keep it.
 SPARK = [
     "pyspark==4.2.0",
-    "delta-spark==4.4.1",
+    "delta-spark==4.4.0",  # 4.4.1 has no connector jar on Maven Central (404): the pair must match
 ]
 TEST = [
     "pytest>=8",

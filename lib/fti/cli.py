@@ -386,6 +386,25 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connector(args: argparse.Namespace) -> int:
+    """Install or show the Delta Spark connector's jars."""
+    from fti import connector
+
+    want = connector.expected()
+    if args.action == "install":
+        jars = connector.install(force=args.force)
+        print(f"{want.coordinates}: {len(jars)} jar(s) in {connector.jars_dir()}")
+        return 0
+    conf, origin = connector.session_conf()
+    print(f"connector:  {want.coordinates if want else '(delta-spark is not installed)'}")
+    print(f"jars:       {connector.jars_dir()} ({'installed' if origin == 'installed' else 'not installed'})")
+    print(f"a session fti builds loads it from: {origin}")
+    if origin == "installed":
+        print("spark-submit flags: --jars " + conf["spark.jars"] + "".join(
+            f" --conf {k}={v}" for k, v in connector.SESSION_CONF.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fti`` (also used to document the commands)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -462,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="vacuum even if registered models lose rebuildability")
     p.add_argument("--dry-run", action="store_true", help="only list the files")
     p.set_defaults(handler=cmd_vacuum)
+
+    p = sub.add_parser("connector", parents=[common], help="install (make setup does) or show the Delta Spark "
+                       "connector's jars")
+    p.add_argument("action", choices=["install", "show"])
+    p.add_argument("--force", action="store_true", help="install: fetch again")
+    p.set_defaults(handler=cmd_connector)
 
     p = sub.add_parser("demo", parents=[common], help="run every built stage on the real flights data")
     p.set_defaults(handler=cmd_demo)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fti import connector
 from fti.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -25,6 +26,12 @@ REQUIRED_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+# Connector settings for the small logs of fti tables: Delta rebuilds a snapshot's state with a shuffle of
+# `snapshotPartitions` tasks (default 50, which is most of a small commit's time on 2 cores).
+DELTA_CONF = {
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 JAVA_HINT = (
@@ -86,8 +93,6 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
-    from pyspark.sql import SparkSession
-
     cfg = settings.config.spark
     scratch = Path(tempfile.gettempdir()) / f"fti-spark-{os.getuid()}"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -107,20 +112,36 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
         "spark.executorEnv.PYSPARK_PYTHON": os.environ["PYSPARK_PYTHON"],
         **REQUIRED_CONF,
     }
-    if settings.config.delta.backend == "native":
-        conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
-        conf["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     if cfg.master:  # empty: the master comes from spark-submit / spark-defaults
         conf["spark.master"] = cfg.master
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
+    connector_conf, origin = ({}, "none") if settings.config.delta.backend == "delta-rs" else connector.session_conf()
+    if settings.config.delta.backend == "native" and origin == "none":
+        raise EnvironmentProblem("delta.backend is 'native' but delta-spark is not installed",
+                                 hint="pip install 'fti[spark]', or set delta.backend: delta-rs")
+    log.info("starting Spark (%s)%s", cfg.master, "" if origin == "none" else f" with the Delta connector ({origin})")
+    try:
+        spark = _build({**DELTA_CONF, **connector_conf, **conf} if connector_conf else conf)
+    except Exception as exc:
+        if origin != "packages":
+            raise
+        # The standard resolution at start (no installed jars) failed: most often no network.
+        log.warning("could not resolve the Delta connector at session start (%s); starting without it: the "
+                    "delta-rs bridge will be used. `fti connector install` fetches it once.",
+                    str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+        spark = _build(conf)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _build(conf: dict[str, str]) -> SparkSession:
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    log.info("starting Spark (%s)", cfg.master)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return builder.getOrCreate()
 
 
 def delta_jar_available(spark: SparkSession) -> bool:
