@@ -14,7 +14,7 @@ from fti.store.training_set import manifest_path
 
 if TYPE_CHECKING:
     from fti.config import Settings
-    from fti.store import TableStore
+    from fti.store import DeltaLog
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def _iso(ts: dt.datetime) -> str:
     return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _last_stats(store: TableStore, name: str) -> dict[str, Any]:
+def _last_stats(store: DeltaLog, name: str) -> dict[str, Any]:
     for entry in store.history(name):
         raw = entry.get("fti.stats")
         if raw:
@@ -33,7 +33,7 @@ def _last_stats(store: TableStore, name: str) -> dict[str, Any]:
     return {}
 
 
-def feature_group_entry(store: TableStore, name: str, *, now: dt.datetime) -> dict[str, Any] | None:
+def feature_group_entry(store: DeltaLog, name: str, *, now: dt.datetime) -> dict[str, Any] | None:
     """The catalog entry of one feature group table (definition from its properties, stats from its commits)."""
     props = store.properties(name)
     raw = props.get("fti.definition")
@@ -75,12 +75,12 @@ def registered_models(settings: Settings) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: m["name"])
 
 
-def build_catalog(settings: Settings, store: TableStore, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def build_catalog(settings: Settings, store: DeltaLog, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Build the catalog object that ``fti catalog --json`` prints (schema_version 1).
 
     Args:
         settings: Loaded settings.
-        store: Table store of the home.
+        store: The home's log reader.
         now: The clock for freshness (default: now).
 
     Returns:

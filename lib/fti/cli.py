@@ -46,12 +46,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     """List tables, feature groups and models."""
     from fti.catalog import build_catalog
     from fti.report import format_table
-    from fti.store.delta_rs import DeltaRsStore
+    from fti.store import DeltaLog
 
     settings = _settings(args)
     # Listing reads Delta logs only: no Spark session is needed.
-    store = DeltaRsStore(None, settings.home)  # type: ignore[arg-type]
-    catalog = build_catalog(settings, store)
+    catalog = build_catalog(settings, DeltaLog(settings.home))
     if args.json:
         print(json.dumps(catalog, indent=2, default=str))
         return 0
@@ -335,10 +334,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.prediction):
         raise FtiError("fti lineage needs --model NAME@alias|NAME/VERSION or --prediction KEY --as-of T")
     if args.model:
-        settings = _settings(args)
-        from fti.store.delta_rs import DeltaRsStore
+        from fti.store import DeltaLog
 
-        chain = model_lineage(DeltaRsStore(None, settings.home), settings, ModelRef.parse(args.model))  # type: ignore[arg-type]
+        settings = _settings(args)
+        chain = model_lineage(DeltaLog(settings.home), settings, ModelRef.parse(args.model))
     else:
         if not args.as_of:
             raise FtiError("--prediction needs --as-of T")
@@ -371,12 +370,12 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
     from fti.features.maintenance import vacuum_tables
     from fti.registry import pins
-    from fti.store.delta_rs import DeltaRsStore
+    from fti.store import DeltaLog
 
     settings = _settings(args)
-    store = DeltaRsStore(None, settings.home)  # type: ignore[arg-type]  # vacuum reads and edits the log only
-    tables = args.table or store.list_tables()
-    results = vacuum_tables(store, tables, retention_hours=args.retention_hours, pins=pins(settings),
+    log_reader = DeltaLog(settings.home)  # vacuum reads and edits the log only: no Spark session
+    tables = args.table or log_reader.list_tables()
+    results = vacuum_tables(log_reader, tables, retention_hours=args.retention_hours, pins=pins(settings),
                             force=args.force, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for res in results:

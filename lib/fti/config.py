@@ -37,6 +37,7 @@ class DeltaConfig(StrictModel):
     backend: Literal["auto", "native", "delta-rs"] = "auto"
     retention_days: int = Field(365, ge=1)
     checkpoint_interval: int = Field(10, ge=1)
+    compact_above_files: int = Field(24, ge=0)  # compact a table once a write leaves more live files (0: never)
 
 
 class SparkConfig(StrictModel):

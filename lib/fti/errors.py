@@ -38,6 +38,10 @@ class SchemaMismatchError(FtiError):
     """A DataFrame does not match the schema of the table it is written to."""
 
 
+class UnsupportedTableError(FtiError):
+    """A Delta table needs a protocol feature that fti's readers cannot read (deletion vectors, column mapping...)."""
+
+
 class VersionNotFoundError(FtiError):
     """A requested table version or commit time does not exist."""
 

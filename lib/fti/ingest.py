@@ -26,8 +26,10 @@ class BadFileError(FtiError):
 def ensure_raw_table(store: TableStore, system: str, source: Source) -> str:
     """Create the raw table of a source if needed and return its name."""
     name = source.table(system)
-    store.create_table(name, source.schema(), kind="raw", partition_by=["land_day"] if source.day else [],
-                       description=source.description, properties={"fti.source": source.name})
+    # Not partitioned: one file per landed batch (a year of daily partitions would be hundreds of small files);
+    # the store compacts past `delta.compact_above_files`, and feature runs see through compactions.
+    store.create_table(name, source.schema(), kind="raw", description=source.description,
+                       properties={"fti.source": source.name})
     return name
 
 
@@ -49,10 +51,11 @@ def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, 
         The commit.
     """
     name = ensure_raw_table(store, system, source)
-    raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label)
-    # one file per landed day (or one file) rather than one per input slice
-    raw = raw.repartition("land_day") if source.day else raw.coalesce(1)
-    return store.append(name, raw, txn=txn, run=run or RunContext(pipeline="ingest"))
+    run = run or RunContext(pipeline="ingest")
+    raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label, batch=run.run_id)
+    # one file per landed batch, sorted by day so that its statistics and row groups prune well
+    raw = raw.coalesce(1).sortWithinPartitions("land_day") if source.day else raw.coalesce(1)
+    return store.append(name, raw, txn=txn, run=run)
 
 
 def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
@@ -61,7 +64,6 @@ def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
     Raises:
         BadFileError: The file is missing, truncated or not CSV/parquet.
     """
-    from pyspark.sql import functions as F
 
     if not path.is_file():
         raise BadFileError(f"file {path} does not exist")

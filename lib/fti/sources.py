@@ -1,8 +1,10 @@
 """Raw sources: the columns a system's raw data arrives with, landed as text into raw Delta tables.
 
 Raw tables keep every source column as a string exactly as it arrived (``NA`` and empty become null),
-plus ``ingested_at`` (the landing clock), ``_source`` (file or generator) and ``land_day`` (the calendar day
-the row belongs to, derived from the row when it parses, else null). Values are parsed by the feature
+plus ``ingested_at`` (the landing clock), ``_source`` (file or generator), ``_batch`` (the landing run's id,
+also recorded in the landing commit: how a feature run finds exactly the rows added since its watermark, even
+after a compaction rewrote their files) and ``land_day`` (the calendar day the row belongs to, derived from
+the row when it parses, else null). Values are parsed by the feature
 pipeline, which quarantines the rows that do not parse: landing never loses a row because of a value.
 """
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import StructType
 
-RAW_EXTRA = ("ingested_at", "_source", "land_day")
+RAW_EXTRA = ("ingested_at", "_source", "_batch", "land_day")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,13 @@ class Source:
             [T.StructField(c, T.StringType(), True) for c in self.columns]
             + [T.StructField("ingested_at", T.TimestampType(), False),
                T.StructField("_source", T.StringType(), False),
+               T.StructField("_batch", T.StringType(), False),
                T.StructField("land_day", T.DateType(), True)]
         )
 
-    def to_raw(self, df: DataFrame, *, ingested_at: object, source_label: str) -> DataFrame:
-        """Shape text columns into the raw table's schema (adds ``ingested_at``, ``_source``, ``land_day``)."""
+    def to_raw(self, df: DataFrame, *, ingested_at: object, source_label: str, batch: str) -> DataFrame:
+        """Shape text columns into the raw table's schema (adds ``ingested_at``, ``_source``, ``_batch``,
+        ``land_day``)."""
         from pyspark.sql import functions as F
 
         cols = [F.when(F.trim(F.col(c)).isin("", "NA"), None).otherwise(F.col(c).cast("string")).alias(c)
@@ -57,4 +61,4 @@ class Source:
         out = df.select(*cols)
         day = self.day() if self.day else F.lit(None).cast("date")
         return out.select(*self.columns, F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
-                          F.lit(source_label).alias("_source"), day.alias("land_day"))
+                          F.lit(source_label).alias("_source"), F.lit(batch).alias("_batch"), day.alias("land_day"))

@@ -33,7 +33,7 @@ def flight(y, m, d, sched, dep_delay, arr_time, arr_delay, carrier, num, tail, o
 
 
 def raw_flights_df(spark, rows):
-    ddl = ", ".join(f"{c} string" for c in FLIGHTS.columns) + ", ingested_at timestamp, _file string"
+    ddl = ", ".join(f"{c} string" for c in FLIGHTS.columns) + ", ingested_at timestamp, _batch string"
     return spark.createDataFrame(rows, ddl)
 
 
@@ -110,7 +110,7 @@ def test_weather_dst_repeated_hour_and_bad_rows(spark):
                       visib="10", time_hour=time_hour)
         return tuple(values[c] for c in WEATHER.columns) + (LANDED, "w.parquet")
 
-    ddl = ", ".join(f"{c} string" for c in WEATHER.columns) + ", ingested_at timestamp, _file string"
+    ddl = ", ".join(f"{c} string" for c in WEATHER.columns) + ", ingested_at timestamp, _batch string"
     raw = spark.createDataFrame([w(1, "2013-11-03T05:00:00Z"), w(1, "2013-11-03T06:00:00Z", "49"),
                                  w(1, "2013-11-03T07:00:00Z"), w(2, "2013-11-03T07:00:00Z", "hot")], ddl)
     got = parse_weather(raw, now=NOW).select("origin", "event_time", "day", "temp", "_reason")

@@ -13,7 +13,7 @@ from fti.store import RunContext
 
 if TYPE_CHECKING:
     from fti.config import Settings
-    from fti.store import Pin, TableStore
+    from fti.store import DeltaLog, Pin, TableStore
 
 log = logging.getLogger(__name__)
 _WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$")
@@ -62,12 +62,17 @@ def delete_by_key(store: TableStore, settings: Settings, *, group: str, where: s
     return DeleteResult(table, result.rows, result.version, message)
 
 
-def vacuum_tables(store: TableStore, tables: list[str], *, retention_hours: float | None, pins: list[Pin],
+def vacuum_tables(log_reader: DeltaLog, tables: list[str], *, retention_hours: float | None, pins: list[Pin],
                   force: bool, dry_run: bool) -> list[dict]:
-    """Vacuum tables, refusing (unless ``force``) to delete files a registered model's training set pins."""
+    """Vacuum tables, refusing (unless ``force``) to delete files a registered model's training set pins.
+
+    The default retention of each table is the one it declares (``delta.deletedFileRetentionDuration``)."""
+    from fti.store.vacuum import vacuum
+
     out = []
     for table in tables:
-        result = store.vacuum(table, retention_hours=retention_hours, pins=pins, force=force, dry_run=dry_run)
+        hours = log_reader.file_retention_hours(table) if retention_hours is None else retention_hours
+        result = vacuum(log_reader, table, retention_hours=hours, pins=pins, force=force, dry_run=dry_run)
         out.append({"table": table, **result})
     if not out:
         raise FtiError("no tables to vacuum")

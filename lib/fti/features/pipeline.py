@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from fti.errors import FtiError
 from fti.features.definitions import FeatureGroup
 from fti.features.systems import SystemSpec, get_system
-from fti.store import RunContext, TableStore, Txn, new_run_id
+from fti.store import Match, RunContext, TableStore, Txn, new_run_id
+from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGro
     name = group.table(system.name)
     schema = group.schema(dict(system.key_types))
     if not store.exists(name):
-        store.create_table(name, schema, kind="feature_group", partition_by=["day"], description=group.description,
+        store.create_table(name, schema, kind="feature_group", description=group.description,
                            properties={"fti.definition": group.to_json(), "fti.feature_group": group.name})
         return name, False
     current = {f.name: f.dataType for f in store.schema(name).fields}
@@ -156,8 +157,7 @@ def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGro
 
 def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
     name = labels_table(system.name)
-    store.create_table(name, system.labels_schema(), kind="labels", partition_by=["day"],
-                       description=system.labels.description,
+    store.create_table(name, system.labels_schema(), kind="labels", description=system.labels.description,
                        properties={"fti.sources": json.dumps([system.labels.source])})
     return name
 
@@ -167,22 +167,59 @@ def _ensure_quarantine_table(store: TableStore, system: str) -> str:
 
     name = quarantine_table(system)
     store.create_table(name, _parse_datatype_string(QUARANTINE_DDL), kind="quarantine",
-                       partition_by=["source", "raw_version"],
                        description="Raw rows that failed validation, with the reason, run id and raw version")
     return name
 
 
-def _touched_days(store: TableStore, raw: str, files: dict[str, int], version: int) -> set[dt.date]:
-    by_path = {f["path"]: f["partition"].get("land_day") for f in store.file_actions(raw, version=version)}
-    return {dt.date.fromisoformat(by_path[p]) for p in files if by_path.get(p)}
+@dataclass
+class SourceChanges:
+    """The raw rows of one source added since the oldest watermark among the tables that read it.
+
+    Attributes:
+        version: The raw version this run reads.
+        changes: The files and landing batches of those rows (None when every reader is up to date).
+        landed: ``(land_day, raw version, rows)`` of the new rows (one small Spark job per source).
+    """
+
+    version: int
+    changes: Changes | None = None
+    landed: list[tuple[dt.date | None, int, int]] = field(default_factory=list)
+
+    def touched_days(self, mark: int | None) -> set[dt.date]:
+        """Days with rows landed after raw version ``mark``, whatever their event times (late rows too)."""
+        return {d for d, v, _ in self.landed if d is not None and (mark is None or v > mark)}
+
+    def new_rows(self, mark: int | None) -> int:
+        return sum(n for _, v, n in self.landed if mark is None or v > mark)
+
+    def batches_after(self, mark: int | None) -> dict[str, int]:
+        batches = self.changes.batches if self.changes else {}
+        return {b: v for b, v in batches.items() if mark is None or v > mark}
 
 
-def _read_and_validate(store: TableStore, system: SystemSpec, source: str, version: int, needed: set[dt.date], *,
-                       now: dt.datetime, run: RunContext, context: dict[str, Any],
+def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[int | None]) -> SourceChanges:
+    """Find the rows of ``raw`` landed after the oldest of ``marks`` by content lineage: the landing run id
+    each raw row carries (``_batch``), looked up in the files added since (compactions included)."""
+    from pyspark.sql import functions as F
+
+    if all(m is not None and m >= version for m in marks):
+        return SourceChanges(version)
+    lowest = None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+    changes = store.changes(raw, after=lowest, upto=version)
+    if not changes.batches or not changes.files:
+        return SourceChanges(version, changes)
+    rows = store.read_files(raw, sorted(changes.files), version=version)
+    counts = (rows.where(F.col("_batch").isin(list(changes.batches)))
+              .groupBy("land_day", "_batch").count().collect())
+    return SourceChanges(version, changes, [(r["land_day"], changes.batches[r["_batch"]], r["count"]) for r in counts])
+
+
+def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
+                       *, now: dt.datetime, run: RunContext, context: dict[str, Any],
                        max_bad_share: float) -> tuple[DataFrame | None, DataFrame | None, int, int]:
     """Read the raw rows a run needs ONCE, parse them, and quarantine the bad ones among the new rows.
 
-    The rows read are those of the days the outputs need, plus the rows added since the quarantine
+    The rows read are those of the days the outputs need, plus the rows landed since the quarantine
     table's watermark and the other rows of their days (duplicates are judged among all rows of a day).
 
     Returns:
@@ -194,29 +231,30 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, versi
     from pyspark.sql import functions as F
 
     spark = store.spark
+    version = found.version
     src = system.sources[source]
     raw = src.table(system.name)
     qname = _ensure_quarantine_table(store, system.name)
     mark = store.watermark(qname, source)
-    added = store.added_files(raw, after=mark, upto=version) if mark is None or mark < version else {}
-    files = store.file_actions(raw, version=version)
-    new_rows = sum(f["rows"] or 0 for f in files if f["path"] in added)
-    by_path = {f["path"]: f["partition"].get("land_day") for f in files}
-    touched = {dt.date.fromisoformat(by_path[p]) for p in added if by_path.get(p)}
-    wanted_days = needed | touched
-    paths = sorted(set(added) | {p for p, d in by_path.items() if d and dt.date.fromisoformat(d) in wanted_days})
+    fresh = found.batches_after(mark)
+    new_rows = found.new_rows(mark)
+    wanted_days = needed | found.touched_days(mark)
+    paths = set(found.changes.files) if fresh and found.changes else set()
+    if wanted_days:
+        by_day = Match.of(land_day=wanted_days)
+        paths |= {f["path"] for f in store.file_actions(raw, version=version, stats_columns=["land_day"])
+                  if by_day.may_hold(f)}
     if not paths:
         return None, None, 0, 0
-    rows = store.read_files(raw, paths, version=version)
-    tags = spark.createDataFrame([(p.rsplit("/", 1)[-1], int(v)) for p, v in added.items()] or [("", -1)],
-                                 "_file string, _raw_version bigint")
-    rows = (rows.join(F.broadcast(tags), "_file", "left")
+    rows = store.read_files(raw, sorted(paths), version=version)
+    tags = spark.createDataFrame(list(fresh.items()) or [("", -1)], "_batch string, _raw_version bigint")
+    rows = (rows.join(F.broadcast(tags), "_batch", "left")
             .withColumn("_raw_row", F.to_json(F.struct(*[F.col(c) for c in src.columns])))
             .withColumn("_raw_ingested_at", F.col("ingested_at"))
             .withColumn("_raw_land_day", F.col("land_day")))
     parsed = system.parsers[source](rows, now=now, **context).cache()
     bad_rows = 0
-    if added:
+    if fresh:
         bad = parsed.where(F.col("_reason").isNotNull() & F.col("_raw_version").isNotNull()).select(
             F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"),
             F.lit(run.run_id).alias("run_id"), F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
@@ -225,10 +263,9 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, versi
         ).cache()
         bad_rows = bad.count()
         first = (mark if mark is not None else -1) + 1
-        store.replace_partitions(qname, bad.coalesce(1),
-                                 [{"source": source, "raw_version": v} for v in range(first, version + 1)],
-                                 watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
-                                 metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
+        store.replace_where(qname, bad.coalesce(1), Match.of(source=[source], raw_version=range(first, version + 1)),
+                            watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
+                            metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
         bad.unpersist()
         if new_rows:
             log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new_rows, bad_rows,
@@ -247,15 +284,14 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, versi
     return parsed.where(F.col("_reason").isNull()).drop("_reason"), parsed, new_rows, bad_rows
 
 
-def _affected_days(store: TableStore, raw: str, table: str, source: str, version: int,
-                   lookback: int) -> tuple[set[dt.date], int | None]:
+def _affected_days(store: TableStore, table: str, source: str, found: SourceChanges,
+                   lookback: int) -> set[dt.date]:
+    """The days whose rows of ``table`` change: each day with rows landed after the table's watermark,
+    widened forward by the look-back (a trailing window over it ends on any of those days)."""
     mark = store.watermark(table, source) if store.exists(table) else None
-    if mark is not None and mark >= version:
-        return set(), mark
-    added = store.added_files(raw, after=mark, upto=version)
-    touched = _touched_days(store, raw, added, version)
-    affected = {d + dt.timedelta(days=i) for d in touched for i in range(lookback)}
-    return affected, mark
+    if mark is not None and mark >= found.version:
+        return set()
+    return {d + dt.timedelta(days=i) for d in found.touched_days(mark) for i in range(lookback)}
 
 
 def _finish(group_out: DataFrame, *, keys: Sequence[str], schema: StructType, now: dt.datetime) -> DataFrame:
@@ -323,13 +359,18 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         outputs.append((group.table(system.name), group.sources[0], group, group.lookback_days))
     if with_labels:
         outputs.append((labels_table(system.name), system.labels.source, None, 1))
+    found: dict[str, SourceChanges] = {}
+    for source in sources:
+        raw = system.sources[source].table(system.name)
+        readers = [t for t, src, _, _ in outputs if src == source and not backfill] + [quarantine_table(system.name)]
+        marks = [store.watermark(t, source) if store.exists(t) else None for t in readers]
+        found[source] = _source_changes(store, raw, versions[source], marks)
     plan: dict[str, set[dt.date]] = {}
     for table, source, _, lookback in outputs:
         if backfill:
             plan[table] = set(days(start, end))  # type: ignore[arg-type]
         else:
-            raw = system.sources[source].table(system.name)
-            plan[table], _ = _affected_days(store, raw, table, source, versions[source], lookback)
+            plan[table] = _affected_days(store, table, source, found[source], lookback)
 
     # 2. read and parse each source ONCE; quarantine its new bad rows (always incremental: rows are
     #    judged once, when they arrive); stop before any feature write past the bad-row share
@@ -340,8 +381,9 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         for table, src, _, lookback in outputs:
             if src == source and plan[table]:
                 needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
-        good, base, new, bad = _read_and_validate(store, system, source, versions[source], needed, now=now, run=run_ctx,
-                                            context=context, max_bad_share=settings.config.features.max_bad_share)
+        good, base, new, bad = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
+                                                  context=context,
+                                                  max_bad_share=settings.config.features.max_bad_share)
         report.new_rows[source], report.bad_rows[source] = new, bad
         if good is not None:
             parsed[source] = good
@@ -368,12 +410,13 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
             out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
             out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
             stat_cols = ["prediction_time"]
-        out = out.repartition(max(1, min(8, len(affected) // 7 + 1)), "day").cache()
+        out = out.cache()
         stats = _column_stats(out, stat_cols)
         rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
         txn = None if backfill else Txn(f"features:{name}", versions[source])
-        result = store.replace_partitions(
-            name, out, [{"day": d} for d in affected], txn=txn,
+        # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
+        result = store.replace_where(
+            name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected), txn=txn,
             watermarks=None if backfill else {source: versions[source]}, run=run_ctx, allow_new_columns=evolving,
             metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
                       "fti.backfill": backfill},

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
 from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
-from fti.store import TableStore
+from fti.store import DeltaLog, TableStore
 
 if TYPE_CHECKING:
     from fti.config import Settings
 
 
-def _group_chain(store: TableStore, table: str, version: int) -> dict[str, Any]:
+def _group_chain(store: DeltaLog, table: str, version: int) -> dict[str, Any]:
     definition = json.loads(store.properties(table, version=version).get("fti.definition", "{}")) \
         if store.exists(table) else {}
     raws = {}
@@ -23,7 +23,7 @@ def _group_chain(store: TableStore, table: str, version: int) -> dict[str, Any]:
     return {"table": table, "version": version, "raw_versions": raws}
 
 
-def model_lineage(store: TableStore, settings: Settings, ref: ModelRef) -> dict[str, Any]:
+def model_lineage(store: DeltaLog, settings: Settings, ref: ModelRef) -> dict[str, Any]:
     """Model version -> training set -> spine and feature group versions -> raw table versions."""
     mv = resolve_version(settings, ref)
     manifest = manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))

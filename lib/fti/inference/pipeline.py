@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
 from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
-from fti.store import RunContext, TableStore, new_run_id
+from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, FeatureView, ViewGroup
 from fti.timeutil import UTC
 
@@ -143,18 +143,14 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
     store.create_table(name, schema, kind="predictions", partition_by=["model_name", "as_of_date"],
                        description="Batch predictions with model and feature lineage")
     as_of_date = out.select("as_of_date").first()[0]
-    part = [{"model_name": ref.name, "as_of_date": as_of_date}]
     run_ctx = RunContext(run_id=run_id or new_run_id("score"), pipeline="inference")
-    # The partition may hold other prediction times of the same model and day: keep them. Reading them and
-    # replacing the partition is one step under a lock, so a concurrent run for another time of that day
-    # cannot be dropped, and two runs for the same time serialize (the later one's rows win, no duplicates).
+    # A rerun replaces exactly this model's rows for this prediction time; other times of the same day stay.
+    # Two runs for the same model and day serialize (they would rewrite the same files).
     with store.run_lock(f"{name}@{ref.name}@{as_of_date}", what=f"scoring {ref.name} on {as_of_date}"):
-        others = store.read(name).where((F.col("model_name") == ref.name) & (F.col("as_of_date") == F.lit(as_of_date))
-                                        & (F.col("as_of") != F.lit(as_of).cast("timestamp")))
-        rows = out.drop("_no_features").unionByName(others).coalesce(2)
-        result = store.replace_partitions(name, rows, part, run=run_ctx,
-                                          metadata={"fti.as_of": as_of.isoformat(),
-                                                    "fti.model": f"{ref.name}/{mv.version}"})
+        result = store.replace_where(name, out.drop("_no_features").coalesce(1),
+                                     Match.of(model_name=[ref.name], as_of_date=[as_of_date], as_of=[as_of]),
+                                     run=run_ctx, metadata={"fti.as_of": as_of.isoformat(),
+                                                            "fti.model": f"{ref.name}/{mv.version}"})
     out.unpersist()
     population.unpersist()
     report = ScoreReport(table=name, version=result.version, model=ref.name, model_version=int(mv.version),

@@ -1,16 +1,19 @@
-"""The ``delta-rs`` backend: Spark writes parquet on the executors, the driver commits with ``deltalake``.
+"""The ``delta-rs`` bridge (the fallback without the connector): Spark writes parquet on the executors, the
+driver commits with ``deltalake``.
 
 Write path of one :meth:`DeltaRsStore.write` call:
 
 1. check the DataFrame against the table schema (names, types, nullability);
-2. Spark writes parquet (TIMESTAMP_MICROS) into ``<home>/_staging/<run_id>/``, outside every table root;
-3. the files are moved under the table root, renamed ``part-NNNNN-<run_id>.snappy.parquet`` so that a
+2. for a replace, list the live files that may hold covered rows (partition values and statistics of the
+   predicate's columns) at the version read; their uncovered rows are kept and written again;
+3. Spark writes parquet (TIMESTAMP_MICROS) into ``<home>/_staging/<run_id>/``, outside every table root;
+4. the files are moved under the table root, renamed ``part-NNNNN-<run_id>.snappy.parquet`` so that a
    cleanup only ever touches this run's files;
-4. under the table's commit lock, the transaction id is checked (a retried commit is skipped), the
-   files to remove are listed from the current snapshot, and ONE Delta commit adds and removes files
-   with per-file statistics, the run's commit metadata and app transactions (transaction id and
-   watermarks), so the state is recorded IN the commit it describes;
-5. any failure removes this run's files; the table stays at its previous version.
+5. under the table's commit lock, the transaction id is checked (a retried commit is skipped), the replace
+   is checked against the commits since its read (a concurrent writer that touched the same rows makes it
+   fail, never land stale), and ONE Delta commit adds and removes files with per-file statistics, the
+   run's commit metadata and app transactions (transaction id and watermarks);
+6. a failure removes this run's files only when the commit is known not to have landed.
 
 Executors never call ``deltalake`` (its runtime must not run in forked processes).
 """
@@ -25,18 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import unquote
 
-from fti.errors import SchemaMismatchError
-from fti.store.base import (
-    WATERMARK_PREFIX,
-    CommitResult,
-    RunContext,
-    TableStore,
-    Txn,
-    WriteMode,
-    format_partition_value,
-)
+from fti.errors import ConcurrentRunError, SchemaMismatchError
+from fti.store.base import TableStore
 from fti.store.faults import fault_point
-from fti.store.schema import check_schema, delta_to_spark, spark_to_delta
+from fti.store.predicate import Match
+from fti.store.records import WATERMARK_PREFIX, CommitResult, RunContext, Txn, WriteMode
+from fti.store.schema import check_schema, spark_to_delta
 from fti.store.stats import parquet_file_stats
 
 if TYPE_CHECKING:
@@ -79,13 +76,10 @@ class DeltaRsStore(TableStore):
         from deltalake.transaction import CommitProperties
 
         delta_schema = spark_to_delta(schema, table=name)
-        for col in partition_by:
-            if col not in schema.fieldNames():
-                raise SchemaMismatchError(f"partition column '{col}' of {name} is not in its schema")
+        self._check_partition_columns(name, schema, partition_by)
         with self.commit_lock(name):
             if self.exists(name):
-                existing = self.schema(name)
-                check_schema(schema, existing, table=name)
+                check_schema(schema, self.schema(name), table=name)
                 return self.version(name)
             self.path(name).mkdir(parents=True, exist_ok=True)
             DeltaTable.create(
@@ -104,34 +98,13 @@ class DeltaRsStore(TableStore):
         return 0
 
     # ----------------------------------------------------------------------------- write
-    def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append",
-              partitions: Sequence[Mapping[str, Any]] | None = None, txn: Txn | None = None,
-              watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
+    def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
+              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
-        """Write ``df`` to ``name`` in one commit.
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
 
-        Args:
-            name: Table name (must exist: see :meth:`create_table`).
-            df: Data to write.
-            mode: ``append``; ``overwrite`` (replace every row); ``replace_partitions`` (replace exactly
-                the rows of ``partitions``, which ``df`` must stay inside).
-            partitions: Partition values to replace, e.g. ``[{"event_date": date(2013, 1, 1)}]``.
-            txn: Application transaction; if the table already reached ``txn.version`` nothing is written.
-            watermarks: Raw source versions this data covers, recorded in the same commit.
-            run: Run id and pipeline name for commitInfo and file names.
-            allow_new_columns: Schema evolution: add df columns the table lacks (old rows read as null).
-            metadata: More commitInfo entries.
-
-        Returns:
-            What was committed.
-
-        Raises:
-            SchemaMismatchError: Before anything is written, if ``df`` does not fit the table.
-            ValueError: If ``df`` holds rows outside ``partitions``.
-        """
-        from deltalake import DeltaTable
-        from deltalake.transaction import AddAction, CommitProperties, Transaction
-
+        self._check_write_args(name, mode, where)
         run = run or RunContext()
         table_schema = self.schema(name)
         part_cols = self.partition_by(name)
@@ -139,11 +112,20 @@ class DeltaRsStore(TableStore):
         check_not_null(df, table_schema, table=name)
         columns = table_schema.fieldNames() + new_cols
         df = df.select(*columns)
-        wanted = self._wanted_partitions(name, mode, partitions, part_cols)
 
-        if txn is not None and self._applied(name, txn):
+        if txn is not None and self.is_applied(name, txn):
             log.info("%s: transaction %s/%s already applied, nothing written", name, txn.app_id, txn.version)
             return CommitResult(table=name, version=self.version(name), skipped=True)
+
+        read_version = self.version(name)
+        replaced = self._replaced_files(name, read_version, mode, where)
+        outside = None
+        if where is not None:
+            outside = Observation(f"outside-{run.run_id}")
+            df = df.observe(outside, F.sum(F.when(~where.column(), 1).otherwise(0)).alias("rows"))
+            kept = self._kept_rows(name, replaced, where, part_cols, read_version, columns)
+            if kept is not None:
+                df = df.unionByName(kept)
 
         fault_point("before_files", table=name)
         root = self.path(name)
@@ -154,67 +136,21 @@ class DeltaRsStore(TableStore):
             if part_cols:
                 writer = writer.partitionBy(*part_cols)
             writer.parquet(str(staging))
-            adds = []
-            rows = 0
-            for seq, (src, rel_dir, pvalues) in enumerate(self._staged_files(staging, part_cols)):
-                if mode == "replace_partitions":
-                    key = tuple(pvalues[c] for c in part_cols)
-                    if key not in wanted:
-                        raise ValueError(
-                            f"cannot replace partitions of {name}: the data holds rows for "
-                            f"{dict(zip(part_cols, key))}, which is not among the partitions to replace"
-                        )
-                target_dir = root / rel_dir if rel_dir else root
-                target_dir.mkdir(parents=True, exist_ok=True)
-                target = target_dir / f"part-{seq:05d}-{run.run_id}.snappy.parquet"
-                os.replace(src, target)
-                moved.append(target)
-                count, stats = parquet_file_stats(str(target))
-                if count == 0:
-                    target.unlink()
-                    moved.remove(target)
-                    continue
-                rows += count
-                rel_path = target.relative_to(root).as_posix()
-                adds.append(AddAction(rel_path, target.stat().st_size, pvalues, int(target.stat().st_mtime * 1000),
-                                      True, stats))
+            if outside is not None and (outside.get.get("rows") or 0) > 0:
+                raise ValueError(
+                    f"cannot replace rows of {name}: {outside.get['rows']} row(s) of the data are not covered by "
+                    f"the replace predicate {where.sql()}; nothing was written")
+            adds, rows = self._move_staged(staging, root, part_cols, run, moved)
             fault_point("after_files", table=name)
-
             with self.commit_lock(name):
-                delta = DeltaTable(self.uri(name))
-                if txn is not None and (delta.transaction_version(txn.app_id) or -1) >= txn.version:
-                    log.info("%s: transaction %s/%s committed concurrently, discarding this run's files",
-                             name, txn.app_id, txn.version)
+                version = self._commit(name, adds, replaced, read_version, mode, where, txn, watermarks, run,
+                                       metadata, table_schema, df.schema, new_cols)
+                if version is None:
                     self._remove(moved)
-                    return CommitResult(table=name, version=delta.version(), skipped=True)
-                removes = self._removes(delta, mode, wanted, part_cols)
-                apps = [Transaction(txn.app_id, txn.version, self._now_ms())] if txn else []
-                for source, version in (watermarks or {}).items():
-                    apps.append(Transaction(WATERMARK_PREFIX + source, int(version), self._now_ms()))
-                commit_schema = spark_to_delta(table_schema, table=name)
-                if new_cols:
-                    # Schema evolution is its own commit (a new version where old rows read as null),
-                    # made only once the data files are ready; the data commit follows at once.
-                    commit_schema = self._evolved_schema(table_schema, df.schema, name)
-                    delta.alter.add_columns(
-                        [f for f in commit_schema.fields if f.name in new_cols],
-                        commit_properties=CommitProperties(
-                            custom_metadata=self.commit_metadata(run, "add_columns", {"fti.columns": new_cols})),
-                    )
-                    delta = DeltaTable(self.uri(name))
-                delta.create_write_transaction(
-                    adds + removes,
-                    mode="append",
-                    schema=commit_schema,
-                    partition_by=part_cols or None,
-                    commit_properties=CommitProperties(
-                        custom_metadata=self.commit_metadata(run, mode, metadata),
-                        app_transactions=apps or None,
-                    ),
-                )
-                version = DeltaTable(self.uri(name)).version()
+                    return CommitResult(table=name, version=self.version(name), skipped=True)
         except BaseException:
-            self._remove(moved)
+            if self._not_landed(name, read_version, moved):
+                self._remove(moved)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -223,32 +159,120 @@ class DeltaRsStore(TableStore):
                 parent.rmdir()
         fault_point("after_commit", table=name)
         log.info("%s: committed version %d (%s, %d rows, +%d/-%d files)", name, version, mode, rows, len(adds),
-                 len(removes))
-        return CommitResult(table=name, version=version, rows=rows, files_added=len(adds), files_removed=len(removes))
+                 len(replaced))
+        self.compact_if_needed(name, run=run)
+        return CommitResult(table=name, version=version, rows=rows, files_added=len(adds), files_removed=len(replaced))
 
-    def _applied(self, name: str, txn: Txn) -> bool:
-        current = self.transaction_version(name, txn.app_id)
-        return current is not None and current >= txn.version
+    def _replaced_files(self, name: str, version: int, mode: str, where: Match | None) -> list[dict[str, Any]]:
+        """The live files (at ``version``) a write removes: all for an overwrite, those that may hold covered
+        rows for a replace."""
+        if mode == "append":
+            return []
+        files = self.file_actions(name, version=version, stats_columns=list(where.values) if where else ())
+        return files if where is None else [f for f in files if where.may_hold(f)]
 
-    @staticmethod
-    def _wanted_partitions(name: str, mode: str, partitions: Sequence[Mapping[str, Any]] | None,
-                           part_cols: Sequence[str]) -> set[tuple[str | None, ...]]:
-        if mode not in ("append", "overwrite", "replace_partitions"):
-            raise ValueError(f"mode must be append, overwrite or replace_partitions, not {mode!r}")
-        if mode != "replace_partitions":
-            if partitions:
-                raise ValueError("partitions= is only for mode='replace_partitions'")
-            return set()
-        if not part_cols:
-            raise ValueError(f"{name} is not partitioned: use mode='overwrite'")
-        if partitions is None:
-            raise ValueError("replace_partitions needs partitions=[{column: value, ...}, ...]")
-        wanted = set()
-        for part in partitions:
-            if set(part) != set(part_cols):
-                raise ValueError(f"partition {dict(part)} must give exactly the columns {list(part_cols)}")
-            wanted.add(tuple(format_partition_value(part[c]) for c in part_cols))
-        return wanted
+    def _kept_rows(self, name: str, replaced: Sequence[Mapping[str, Any]], where: Match, part_cols: Sequence[str],
+                   version: int, columns: Sequence[str]) -> DataFrame | None:
+        """The rows of the replaced files that the predicate does not cover (written again with the new data).
+        None when there are none to read: the predicate covers whole partitions."""
+        if not replaced or set(where.values) <= set(part_cols):
+            return None
+        rows = self.read_files(name, [f["path"] for f in replaced], version=version)
+        return rows.where(~where.column()).select(*columns)
+
+    def _move_staged(self, staging: Path, root: Path, part_cols: Sequence[str], run: RunContext,
+                     moved: list[Path]) -> tuple[list, int]:
+        from deltalake.transaction import AddAction
+
+        adds = []
+        rows = 0
+        for seq, (src, rel_dir, pvalues) in enumerate(self._staged_files(staging, part_cols)):
+            target_dir = root / rel_dir if rel_dir else root
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / f"part-{seq:05d}-{run.run_id}.snappy.parquet"
+            os.replace(src, target)
+            moved.append(target)
+            count, stats = parquet_file_stats(str(target))
+            if count == 0:
+                target.unlink()
+                moved.remove(target)
+                continue
+            rows += count
+            rel_path = target.relative_to(root).as_posix()
+            adds.append(AddAction(rel_path, target.stat().st_size, pvalues, int(target.stat().st_mtime * 1000), True,
+                                  stats))
+        return adds, rows
+
+    def _commit(self, name: str, adds: list, replaced: Sequence[Mapping[str, Any]], read_version: int, mode: str,
+                where: Match | None, txn: Txn | None, watermarks: Mapping[str, int] | None, run: RunContext,
+                metadata: Mapping[str, Any] | None, table_schema: StructType, df_schema: StructType,
+                new_cols: Sequence[str]) -> int | None:
+        """ONE commit (under the commit lock). Returns its version, or None when ``txn`` landed meanwhile."""
+        from deltalake import DeltaTable
+        from deltalake.transaction import CommitProperties, RemoveAction, Transaction
+
+        delta = DeltaTable(self.uri(name))
+        if txn is not None and txn.applied_in(delta.transaction_version(txn.app_id)):
+            log.info("%s: transaction %s/%s committed concurrently, discarding this run's files",
+                     name, txn.app_id, txn.version)
+            return None
+        if mode != "append" and delta.version() != read_version:
+            self._check_no_conflict(name, read_version, replaced, where)
+        now = self._now_ms()
+        removes = [RemoveAction(Path(f["path"]).relative_to(self.path(name)).as_posix(), True, now, f["size"],
+                                {c: v for c, v in f["partition"].items()} or None) for f in replaced]
+        apps = [Transaction(txn.app_id, txn.version, now)] if txn else []
+        apps += [Transaction(WATERMARK_PREFIX + s, int(v), now) for s, v in (watermarks or {}).items()]
+        commit_schema = spark_to_delta(table_schema, table=name)
+        if new_cols:
+            # Schema evolution is its own commit (a new version where old rows read as null),
+            # made only once the data files are ready; the data commit follows at once.
+            commit_schema = self._evolved_schema(table_schema, df_schema, name)
+            delta.alter.add_columns(
+                [f for f in commit_schema.fields if f.name in new_cols],
+                commit_properties=CommitProperties(
+                    custom_metadata=self.commit_metadata(run, "add_columns", {"fti.columns": list(new_cols)})),
+            )
+            delta = DeltaTable(self.uri(name))
+        delta.create_write_transaction(
+            adds + removes,
+            mode="append",
+            schema=commit_schema,
+            partition_by=self.partition_by(name) or None,
+            commit_properties=CommitProperties(
+                custom_metadata=self.commit_metadata(run, mode, {**({"fti.predicate": where.sql()} if where else {}),
+                                                                 **(metadata or {})}),
+                app_transactions=apps or None,
+            ),
+        )
+        return DeltaTable(self.uri(name)).version()
+
+    def _check_no_conflict(self, name: str, read_version: int, replaced: Sequence[Mapping[str, Any]],
+                           where: Match | None) -> None:
+        """A replace or overwrite read the table at ``read_version``; refuse to commit it when a later commit
+        removed a file it replaces or added rows it covers (it would land stale data or duplicates)."""
+        live = self.file_actions(name, stats_columns=list(where.values) if where else ())
+        live_paths = {f["path"] for f in live}
+        gone = [f["path"] for f in replaced if f["path"] not in live_paths]
+        changed = self.changes(name, after=read_version, upto=self.version(name)).files
+        touched = [f["path"] for f in live if f["path"] in changed and (where is None or where.may_hold(f))]
+        if gone or touched:
+            raise ConcurrentRunError(
+                f"another writer changed the rows this run replaces in {name} after it read version {read_version} "
+                f"({len(gone)} file(s) it replaces were removed, {len(touched)} file(s) with covered rows were added); "
+                "nothing was committed",
+                hint="rerun: the next run reads the new version",
+            )
+
+    def _not_landed(self, name: str, read_version: int, moved: Sequence[Path]) -> bool:
+        """Whether the failed write's commit is known NOT to have happened (only then may its files go)."""
+        if not moved:
+            return True
+        try:
+            return self.commit_landed(name, after=read_version, paths=[str(p) for p in moved]) is None
+        except Exception:  # noqa: BLE001 - cannot tell: keep the files (vacuum removes orphans later)
+            log.warning("%s: could not tell whether the failed commit landed; its files are kept", name)
+            return False
 
     @staticmethod
     def _staged_files(staging: Path, part_cols: Sequence[str]) -> list[tuple[Path, str, dict[str, str | None]]]:
@@ -273,22 +297,6 @@ class DeltaRsStore(TableStore):
                     raise RuntimeError(f"unexpected staged file layout {rel_dir!r} for partitions {part_cols}")
                 found.append((Path(dirpath) / fname, rel_dir, values))
         return found
-
-    def _removes(self, delta: Any, mode: str, wanted: set[tuple[str | None, ...]], part_cols: Sequence[str]) -> list:
-        import pyarrow as pa
-        from deltalake.transaction import RemoveAction
-
-        if mode == "append":
-            return []
-        actions = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
-        removes = []
-        now = self._now_ms()
-        for action in actions:
-            pvalues = {c: format_partition_value(action.get(f"partition.{c}")) for c in part_cols}
-            if mode == "replace_partitions" and tuple(pvalues[c] for c in part_cols) not in wanted:
-                continue
-            removes.append(RemoveAction(action["path"], True, now, action["size_bytes"], pvalues or None))
-        return removes
 
     @staticmethod
     def _evolved_schema(table_schema: StructType, df_schema: StructType, name: str) -> Any:
@@ -315,9 +323,8 @@ class DeltaRsStore(TableStore):
         The file list of that version comes from the Delta log; Spark reads the parquet files (distributed).
         """
         resolved = self.resolve_version(name, version=version, timestamp=timestamp)
-        delta = self._delta(name, resolved)
-        schema = delta_to_spark(delta.schema())
-        files = list(delta.file_uris())
+        schema = self.schema(name, version=resolved)
+        files = self.file_uris(name, version=resolved)
         if not files:
             return self.spark.createDataFrame([], schema)
         df = self.spark.read.schema(schema).option("basePath", self.uri(name)).parquet(*files)
@@ -327,6 +334,7 @@ class DeltaRsStore(TableStore):
     def merge(self, name: str, df: DataFrame, *, keys: Sequence[str], txn: Txn | None = None,
               run: RunContext | None = None) -> CommitResult:
         """Upsert ``df`` on ``keys`` through delta-rs (the rows pass through the driver: small upserts only)."""
+        import pyarrow as pa
         from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties, Transaction
 
@@ -336,16 +344,14 @@ class DeltaRsStore(TableStore):
         check_not_null(df, table_schema, table=name)
         missing = [k for k in keys if k not in table_schema.fieldNames()]
         if not keys or missing:
-            raise ValueError(f"merge keys {list(keys)} must be columns of {name}")
+            raise SchemaMismatchError(f"merge keys {list(keys)} must be columns of {name}")
         source = df.select(*table_schema.fieldNames()).toArrow()
-        import pyarrow as pa
-
         target = pa.schema(self._delta(name).schema().to_arrow())
         source = pa.Table.from_batches(source.to_batches(), schema=source.schema).select(target.names)
         source = source.cast(pa.schema([f.with_nullable(True) for f in target]))
         with self.commit_lock(name):
             delta = DeltaTable(self.uri(name))
-            if txn is not None and (delta.transaction_version(txn.app_id) or -1) >= txn.version:
+            if txn is not None and txn.applied_in(delta.transaction_version(txn.app_id)):
                 return CommitResult(table=name, version=delta.version(), skipped=True)
             apps = [Transaction(txn.app_id, txn.version, self._now_ms())] if txn else None
             predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
@@ -390,3 +396,14 @@ class DeltaRsStore(TableStore):
         return CommitResult(table=name, version=version, skipped=version == before,
                             files_added=int(metrics.get("numFilesAdded", 0)),
                             files_removed=int(metrics.get("numFilesRemoved", 0)))
+
+    def set_properties(self, name: str, properties: Mapping[str, str], *, run: RunContext | None = None) -> int:
+        from deltalake import DeltaTable
+        from deltalake.transaction import CommitProperties
+
+        run = run or RunContext()
+        with self.commit_lock(name):
+            DeltaTable(self.uri(name)).alter.set_table_properties(
+                dict(properties), raise_if_not_exists=False,
+                commit_properties=CommitProperties(custom_metadata=self.commit_metadata(run, "set_properties")))
+        return self.version(name)

@@ -1,27 +1,100 @@
-"""The ``native`` backend: the Delta Spark connector (clusters with the jar, Databricks).
+"""The ``native`` backend (the default): the Delta Spark connector, as on clusters and Databricks.
 
-Writes use ``df.write.format("delta")`` with ``replaceWhere`` for partition replaces and
-``txnAppId``/``txnVersion`` for idempotent retries; reads use ``versionAsOf``. The log-reading half
-(history, properties, app transactions) is shared with the delta-rs backend (``base.py``).
+A write runs the connector's own ``WriteIntoDelta`` (its file writer, statistics, ``replaceWhere``, schema
+merge and NOT NULL checks) inside an ``OptimisticTransaction`` that fti opens and commits itself, so that the
+ONE data commit also carries several ``SetTransaction`` actions: the run's retry guard and the watermark of
+each raw source it read (``df.write`` takes only one, through ``txnAppId``/``txnVersion``). The guard is read
+through the transaction (``txnVersion``), so a concurrent run that commits the same guard first makes this
+commit fail with ``ConcurrentTransactionException``, which is reported as "skipped: another run wrote it".
 
-Not exercised on machines without the Delta jar (the tests skip with that reason).
+Reads use ``versionAsOf``; the log (history, watermarks, file lists) is read Spark-free
+(:mod:`fti.store.delta_log`). Commit metadata goes into ``userMetadata`` and is read back with the same keys
+as the bridge's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+import logging
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from urllib.parse import unquote
 
-from fti.errors import FtiError, SchemaMismatchError
-from fti.store.base import WATERMARK_PREFIX, CommitResult, RunContext, TableStore, Txn, WriteMode, format_partition_value
-from fti.store.delta_rs import check_not_null
+from fti.errors import ConcurrentRunError, SchemaMismatchError
+from fti.store.base import PROTOCOL_PROPERTIES, TableStore
 from fti.store.faults import fault_point
+from fti.store.predicate import Match
+from fti.store.records import WATERMARK_PREFIX, CommitResult, RunContext, Txn, WriteMode
 from fti.store.schema import check_schema, spark_to_delta
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# Connector features a table must not get, so that every reader fti supports reads it (delta.minWriterVersion
+# 2 keeps the writer protocol legacy: no table features).
+NATIVE_TABLE_PROPERTIES = {
+    **PROTOCOL_PROPERTIES,
+    "delta.enableDeletionVectors": "false",
+    "delta.columnMapping.mode": "none",
+}
+
+
+def _java_class(exc: BaseException) -> str:
+    """The Java exception class behind a py4j / PySpark error ('' when there is none)."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    try:
+        return java.getClass().getName() if java is not None else ""
+    except Exception:  # noqa: BLE001 - a dead gateway: no class to report
+        return ""
+
+
+def _is_concurrent_txn(exc: BaseException) -> bool:
+    return "ConcurrentTransactionException" in _java_class(exc) or "ConcurrentTransactionException" in str(exc)[:2000]
+
+
+class _Scala:
+    """The few Scala values the transaction API needs, built through py4j."""
+
+    def __init__(self, spark: Any) -> None:
+        self.jvm = spark._jvm  # noqa: SLF001 - py4j is the only way to reach the connector's Scala API
+        self.jspark = spark._jsparkSession  # noqa: SLF001
+        self.utils = self.jvm.org.apache.spark.api.python.PythonUtils
+        self.delta = self.jvm.org.apache.spark.sql.delta
+
+    def none(self) -> Any:
+        return self.jvm.scala.Option.empty()
+
+    def some(self, value: Any) -> Any:
+        return self.jvm.scala.Some(value)
+
+    def opt(self, value: Any) -> Any:
+        return self.none() if value is None else self.some(value)
+
+    def seq(self, values: Sequence[Any]) -> Any:
+        return self.utils.toSeq(list(values))
+
+    def map(self, values: Mapping[str, str]) -> Any:
+        return self.utils.toScalaMap(dict(values))
+
+    def save_mode(self, mode: str) -> Any:
+        modes = self.jvm.org.apache.spark.sql.SaveMode
+        return modes.Append if mode == "append" else modes.Overwrite
+
+    @contextmanager
+    def active(self, txn: Any) -> Iterator[None]:
+        """Make ``txn`` the thread's active transaction, as ``DeltaLog.withNewTransaction`` does."""
+        companion = getattr(getattr(self.delta, "OptimisticTransaction$"), "MODULE$")
+        companion.setActive(txn)
+        try:
+            yield
+        finally:
+            companion.clearActive()
 
 
 class NativeStore(TableStore):
@@ -34,11 +107,21 @@ class NativeStore(TableStore):
 
         return DeltaTable.forPath(self.spark, self.uri(name))
 
+    @contextmanager
+    def _user_metadata(self, run: RunContext, operation: str, extra: Mapping[str, Any] | None = None) -> Iterator[None]:
+        """Commit metadata for a connector operation that takes it only from the session conf."""
+        self.spark.conf.set(USER_METADATA, json.dumps(self.commit_metadata(run, operation, extra)))
+        try:
+            yield
+        finally:
+            self.spark.conf.unset(USER_METADATA)
+
     def create_table(self, name: str, schema: StructType, *, kind: str, partition_by: Sequence[str] = (),
                      description: str = "", properties: Mapping[str, str] | None = None) -> int:
         from delta.tables import DeltaTable
 
         spark_to_delta(schema, table=name)  # refuses types other Delta readers cannot read
+        self._check_partition_columns(name, schema, partition_by)
         with self.commit_lock(name):
             if self.exists(name):
                 check_schema(schema, self.schema(name), table=name)
@@ -48,88 +131,202 @@ class NativeStore(TableStore):
                 builder = builder.partitionedBy(*partition_by)
             if description:
                 builder = builder.comment(description)
-            for key, value in self.table_properties_for(kind, properties).items():
+            for key, value in {**NATIVE_TABLE_PROPERTIES, **self.table_properties_for(kind, properties)}.items():
                 builder = builder.property(key, value)
-            builder.execute()
+            with self._user_metadata(RunContext(pipeline="fti"), "create"):
+                builder.execute()
+        log.info("created table %s (%s)", name, kind)
         return 0
 
-    def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append",
-              partitions: Sequence[Mapping[str, Any]] | None = None, txn: Txn | None = None,
-              watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
+    # ----------------------------------------------------------------------------- write
+    def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
+              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
+        self._check_write_args(name, mode, where)
         run = run or RunContext()
         table_schema = self.schema(name)
         new_cols = check_schema(df.schema, table_schema, table=name, allow_new_columns=allow_new_columns)
-        check_not_null(df, table_schema, table=name)
         df = df.select(*(table_schema.fieldNames() + new_cols))
-        # The connector takes ONE application transaction per write: a watermark rides on it when no
-        # other transaction id is given; two are refused rather than recorded outside the commit.
-        apps = ([(txn.app_id, txn.version)] if txn else []) + [
-            (WATERMARK_PREFIX + s, int(v)) for s, v in (watermarks or {}).items()
-        ]
-        if len(apps) > 1:
-            raise FtiError(
-                f"the native Delta backend records one application transaction per commit; {name} needs {len(apps)}",
-                hint="use delta.backend: delta-rs for multi-source watermarks, or one raw source per feature group",
-            )
-        if apps and (self.transaction_version(name, apps[0][0]) or -1) >= apps[0][1]:
+        if txn is not None and self.is_applied(name, txn):
+            log.info("%s: transaction %s/%s already applied, nothing written", name, txn.app_id, txn.version)
             return CommitResult(table=name, version=self.version(name), skipped=True)
-        writer = df.write.format("delta")
-        if allow_new_columns:
-            writer = writer.option("mergeSchema", "true")
-        if mode == "append":
-            writer = writer.mode("append")
-        elif mode == "overwrite":
-            writer = writer.mode("overwrite")
-        elif mode == "replace_partitions":
-            part_cols = self.partition_by(name)
-            if not part_cols or not partitions:
-                raise ValueError(f"replace_partitions on {name} needs a partitioned table and partitions=")
-            clauses = []
-            for part in partitions:
-                terms = []
-                for col in part_cols:
-                    value = format_partition_value(part[col])
-                    terms.append(f"`{col}` IS NULL" if value is None else f"`{col}` = '{value}'")
-                clauses.append("(" + " AND ".join(terms) + ")")
-            writer = writer.mode("overwrite").option("replaceWhere", " OR ".join(clauses))
-        else:
-            raise ValueError(f"unknown mode {mode!r}")
-        if apps:
-            writer = writer.option("txnAppId", apps[0][0]).option("txnVersion", apps[0][1])
-        conf_key = "spark.databricks.delta.commitInfo.userMetadata"
-        self.spark.conf.set(conf_key, json.dumps(self.commit_metadata(run, mode, metadata)))
-        fault_point("before_files", table=name)
-        try:
-            writer.save(self.uri(name))
-        finally:
-            self.spark.conf.unset(conf_key)
-        fault_point("after_commit", table=name)
-        last = self.history(name, limit=1)[0]
-        rows = int((last.get("operationMetrics") or {}).get("numOutputRows", 0))
-        return CommitResult(table=name, version=last["version"], rows=rows)
 
+        scala = _Scala(self.spark)
+        delta_log = scala.delta.DeltaLog.forTable(scala.jspark, self.uri(name))
+        jtxn = delta_log.startTransaction(scala.none(), scala.none())
+        read_version = int(jtxn.readVersion())
+        if txn is not None and txn.applied_in(self._txn_version(jtxn, txn.app_id)):
+            return CommitResult(table=name, version=read_version, skipped=True)
+        options = {"mergeSchema": "true"} if allow_new_columns else {}
+        if where is not None:
+            options["replaceWhere"] = where.sql()
+        fault_point("before_files", table=name)
+        written: list[str] = []
+        try:
+            command = scala.delta.commands.WriteIntoDelta(
+                delta_log, scala.save_mode(mode), scala.delta.DeltaOptions(scala.map(options), scala.jspark.sessionState().conf()),
+                scala.seq([]), scala.map({}), df._jdf, scala.none(), scala.none(), False)  # noqa: SLF001
+            with scala.active(jtxn):
+                actions = command.writeAndReturnCommitData(jtxn, scala.jspark, scala.none(), False).actions()
+            written, removed, rows = self._file_actions_summary(actions)
+            fault_point("after_files", table=name)
+            now = self._now_ms()
+            for app_id, version in ([(txn.app_id, txn.version)] if txn else []) + [
+                    (WATERMARK_PREFIX + s, int(v)) for s, v in (watermarks or {}).items()]:
+                jtxn.updateSetTransaction(app_id, int(version), scala.some(now))
+            user_metadata = json.dumps(self.commit_metadata(
+                run, mode, {**({"fti.predicate": where.sql()} if where else {}), **(metadata or {})}))
+            operation = getattr(scala.delta, "DeltaOperations$Write")(
+                scala.save_mode(mode), scala.some(scala.seq(self.partition_by(name))),
+                scala.opt(where.sql() if where else None), scala.some(user_metadata),
+                scala.none(), scala.none(), scala.some(True) if allow_new_columns else scala.none(),
+                scala.none(), scala.none())
+            with self.commit_lock(name):
+                version = int(jtxn.commit(actions, operation))
+        except BaseException as exc:
+            landed = not self._not_landed(name, read_version, written)
+            if not landed:
+                self._remove_files(name, written)
+            if not isinstance(exc, Exception):
+                raise
+            if txn is not None and not landed and _is_concurrent_txn(exc) and self.is_applied(name, txn):
+                log.info("%s: transaction %s/%s committed concurrently, this run's files discarded",
+                         name, txn.app_id, txn.version)
+                return CommitResult(table=name, version=self.version(name), skipped=True)
+            translated = self._translate(name, exc, where)
+            if translated is exc:
+                raise
+            raise translated from exc
+        fault_point("after_commit", table=name)
+        log.info("%s: committed version %d (%s, %d rows, +%d/-%d files)", name, version, mode, rows, len(written),
+                 removed)
+        self.compact_if_needed(name, run=run)
+        return CommitResult(table=name, version=version, rows=rows, files_added=len(written), files_removed=removed)
+
+    @staticmethod
+    def _txn_version(jtxn: Any, app_id: str) -> int | None:
+        recorded = int(jtxn.txnVersion(app_id))  # also registers the read: a concurrent commit of it conflicts
+        return None if recorded < 0 else recorded
+
+    @staticmethod
+    def _file_actions_summary(actions: Any) -> tuple[list[str], int, int]:
+        """(absolute paths of the files added, number of files removed, rows added) of the write's actions."""
+        added: list[str] = []
+        removed = 0
+        rows = 0
+        iterator = actions.iterator()
+        while iterator.hasNext():
+            action = iterator.next()
+            kind = action.getClass().getSimpleName()
+            if kind == "AddFile":
+                added.append(action.path())
+                stats = action.stats()
+                if stats:
+                    rows += int(json.loads(stats).get("numRecords", 0))
+            elif kind == "RemoveFile":
+                removed += 1
+        return added, removed, rows
+
+    def _translate(self, name: str, exc: Exception, where: Match | None) -> Exception:
+        """A connector error as the error fti raises for the same problem on the bridge."""
+        cls = _java_class(exc)
+        text = str(exc)
+        if "InvariantViolation" in cls or "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in text or "NOT NULL constraint" in text:
+            column = text.split("NOT NULL constraint violated for column:", 1)[-1].split(".")[0].strip() \
+                if "NOT NULL constraint violated for column:" in text else "?"
+            return SchemaMismatchError(f"cannot write to {name}: column '{column}' has null row(s); the table "
+                                       "declares it NOT NULL", hint="filter or fill those rows before writing")
+        if where is not None and ("DELTA_REPLACE_WHERE_MISMATCH" in text or "does not conform to partial table "
+                                  "overwrite" in text):
+            return ValueError(f"cannot replace rows of {name}: some rows of the data are not covered by the "
+                              f"replace predicate {where.sql()}; nothing was written")
+        if "Concurrent" in cls:
+            return ConcurrentRunError(f"another writer changed {name} while this run wrote it "
+                                      f"({cls.rsplit('.', 1)[-1]}); nothing was committed",
+                                      hint="rerun: the next run reads the new version")
+        return exc
+
+    def _not_landed(self, name: str, read_version: int, written: Sequence[str]) -> bool:
+        """Whether the failed write's commit is known NOT to have happened (only then may its files go)."""
+        if not written:
+            return True
+        try:
+            return self.commit_landed(name, after=read_version, paths=self._absolute(name, written)) is None
+        except Exception:  # noqa: BLE001 - cannot tell: keep the files (vacuum removes orphans later)
+            log.warning("%s: could not tell whether the failed commit landed; its files are kept", name)
+            return False
+
+    def _absolute(self, name: str, relative: Sequence[str]) -> list[str]:
+        root = self.path(name)
+        return [str(root / unquote(p)) for p in relative]
+
+    def _remove_files(self, name: str, written: Sequence[str]) -> None:
+        """Delete the data files of a write whose commit did not land (this run's files, by exact path)."""
+        for path in self._absolute(name, written):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    # ----------------------------------------------------------------------------- read and small operations
     def read(self, name: str, *, version: int | None = None, timestamp: dt.datetime | None = None) -> DataFrame:
         resolved = self.resolve_version(name, version=version, timestamp=timestamp)
         return self.spark.read.format("delta").option("versionAsOf", resolved).load(self.uri(name))
 
     def merge(self, name: str, df: DataFrame, *, keys: Sequence[str], txn: Txn | None = None,
               run: RunContext | None = None) -> CommitResult:
+        run = run or RunContext()
         table_schema = self.schema(name)
         check_schema(df.schema, table_schema, table=name)
         if not keys or any(k not in table_schema.fieldNames() for k in keys):
             raise SchemaMismatchError(f"merge keys {list(keys)} must be columns of {name}")
-        if txn and (self.transaction_version(name, txn.app_id) or -1) >= txn.version:
+        if txn is not None and self.is_applied(name, txn):
             return CommitResult(table=name, version=self.version(name), skipped=True)
         cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        self._delta_spark(name).alias("t").merge(df.alias("s"), cond).whenMatchedUpdateAll() \
-            .whenNotMatchedInsertAll().execute()
+        with self.commit_lock(name), self._user_metadata(run, "merge"), self._session_txn(txn):
+            self._delta_spark(name).alias("t").merge(df.alias("s"), cond).whenMatchedUpdateAll() \
+                .whenNotMatchedInsertAll().execute()
         return CommitResult(table=name, version=self.version(name))
+
+    @contextmanager
+    def _session_txn(self, txn: Txn | None) -> Iterator[None]:
+        """One application transaction on a DML command (the connector's session-level idempotency)."""
+        if txn is None:
+            yield
+            return
+        self.spark.conf.set("spark.databricks.delta.write.txnAppId", txn.app_id)
+        self.spark.conf.set("spark.databricks.delta.write.txnVersion", str(txn.version))
+        try:
+            yield
+        finally:
+            self.spark.conf.unset("spark.databricks.delta.write.txnAppId")
+            self.spark.conf.unset("spark.databricks.delta.write.txnVersion")
 
     def delete(self, name: str, predicate: str, *, run: RunContext | None = None) -> CommitResult:
-        self._delta_spark(name).delete(predicate)
-        return CommitResult(table=name, version=self.version(name))
+        run = run or RunContext()
+        with self.commit_lock(name), self._user_metadata(run, "delete", {"fti.predicate": predicate}):
+            self._delta_spark(name).delete(predicate)
+        last = self.history(name, limit=1)[0]
+        metrics = last.get("operationMetrics") or {}
+        return CommitResult(table=name, version=last["version"], rows=int(metrics.get("numDeletedRows", 0)),
+                            files_added=int(metrics.get("numAddedFiles", 0)),
+                            files_removed=int(metrics.get("numRemovedFiles", 0)))
 
     def compact(self, name: str, *, run: RunContext | None = None) -> CommitResult:
-        self._delta_spark(name).optimize().executeCompaction()
-        return CommitResult(table=name, version=self.version(name))
+        run = run or RunContext()
+        before = self.version(name)
+        with self.commit_lock(name), self._user_metadata(run, "compact"):
+            self._delta_spark(name).optimize().executeCompaction()
+        last = self.history(name, limit=1)[0]
+        metrics = last.get("operationMetrics") or {}
+        return CommitResult(table=name, version=last["version"], skipped=last["version"] == before,
+                            files_added=int(metrics.get("numAddedFiles", 0)),
+                            files_removed=int(metrics.get("numRemovedFiles", 0)))
+
+    def set_properties(self, name: str, properties: Mapping[str, str], *, run: RunContext | None = None) -> int:
+        run = run or RunContext()
+        pairs = ", ".join(f"'{k}' = '{v.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
+                          for k, v in properties.items())
+        with self.commit_lock(name), self._user_metadata(run, "set_properties"):
+            self.spark.sql(f"ALTER TABLE delta.`{self.uri(name)}` SET TBLPROPERTIES ({pairs})")
+        return self.version(name)

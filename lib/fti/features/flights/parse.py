@@ -91,7 +91,7 @@ def _dedupe_reason(df: DataFrame, key: list[str], columns: tuple[str, ...]) -> C
     from pyspark.sql import functions as F
 
     content = F.sha2(F.to_json(F.struct(*[F.col(c) for c in columns])), 256)
-    order = Window.partitionBy(*key).orderBy(F.col("ingested_at").desc(), F.col("_file").desc(), content.desc())
+    order = Window.partitionBy(*key).orderBy(F.col("ingested_at").desc(), F.col("_batch").desc(), content.desc())
     df_rank = F.row_number().over(order)
     latest_content = F.first(content).over(order)
     return F.when(df_rank > 1, F.when(content == latest_content, F.lit("duplicate row"))
@@ -102,7 +102,7 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
     """Parse raw flights rows.
 
     Args:
-        raw: Rows of ``raw_flights`` (text columns, ``ingested_at``, ``_file``).
+        raw: Rows of ``raw_flights`` (text columns, ``ingested_at``, ``_batch``).
         now: The run's clock (rows scheduled after it are in the future: quarantined).
         airport_zones: Destination airport -> IANA zone (for the local arrival clock).
 

@@ -34,7 +34,7 @@ def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
                     F.concat(F.lit("amount not a plausible number: "), F.coalesce("amount", F.lit("null")))))
     df = df.withColumn("_reason", reason)
     content = F.sha2(F.to_json(F.struct(*EVENTS.columns)), 256)
-    order = Window.partitionBy(content).orderBy(F.col("ingested_at").desc(), F.col("_file").desc())
+    order = Window.partitionBy(content).orderBy(F.col("ingested_at").desc(), F.col("_batch").desc())
     df = df.withColumn("_reason", F.coalesce("_reason", F.when(F.row_number().over(order) > 1, F.lit("duplicate row"))))
     return df.select(F.col("entity_id"), F.col("_ts").alias("event_time"), F.to_date("_ts").alias("day"), "kind",
                      F.col("_amount").alias("amount"), "ingested_at", "_reason",
