@@ -64,4 +64,4 @@ def settings(home: Path):
 def store(spark, settings):
     from fti.store import open_store
 
-    return open_store(spark, settings, backend="delta-rs")
+    return open_store(spark, settings, backend="native")

@@ -398,9 +398,8 @@ def cmd_connector(args: argparse.Namespace) -> int:
     print(f"connector:  {want.coordinates if want else '(delta-spark is not installed)'}")
     print(f"jars:       {connector.jars_dir()} ({'installed' if origin == 'installed' else 'not installed'})")
     print(f"a session fti builds loads it from: {origin}")
-    if origin == "installed":
-        print("spark-submit flags: --jars " + conf["spark.jars"] + "".join(
-            f" --conf {k}={v}" for k, v in connector.SESSION_CONF.items()))
+    if origin != "none":
+        print("spark-submit flags: " + " ".join(connector.spark_submit_args()))
     return 0
 
 

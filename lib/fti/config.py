@@ -38,6 +38,7 @@ class DeltaConfig(StrictModel):
     retention_days: int = Field(365, ge=1)
     checkpoint_interval: int = Field(10, ge=1)
     compact_above_files: int = Field(24, ge=0)  # compact a table once a write leaves more live files (0: never)
+    catalog: str | None = None  # where notebooks register tables by name (null: the session's current catalog)
 
 
 class SparkConfig(StrictModel):

@@ -95,6 +95,16 @@ def session_conf() -> tuple[dict[str, str], str]:
     return {"spark.jars.packages": want.coordinates, **SESSION_CONF}, "packages"
 
 
+def spark_submit_args() -> list[str]:
+    """``spark-submit`` flags that load the connector (a job's driver JVM starts before fti runs, so the jars
+    must be on its command line): the installed jars, else ``--packages`` with the matching coordinates."""
+    conf, origin = session_conf()
+    if origin == "none":
+        return []
+    jars = ["--jars", conf["spark.jars"]] if origin == "installed" else ["--packages", conf["spark.jars.packages"]]
+    return jars + [arg for key, value in SESSION_CONF.items() for arg in ("--conf", f"{key}={value}")]
+
+
 def _ivy_settings(cache: Path, repository: str) -> str:
     # Only the one repository: Spark's default chain also reads ~/.m2, where a pom without its jar (left by
     # an unrelated `mvn dependency:tree`) makes the whole resolution fail with "download failed".

@@ -7,7 +7,8 @@ from typing import Any
 
 def open_session(system: str, *, home: str | None = None, profile: str | None = None,
                  conf: str | None = None) -> tuple[Any, Any, Any]:
-    """``(settings, spark, store)`` for a notebook.
+    """``(settings, spark, store)`` for a notebook; every table of the home (and every table created later)
+    can be queried by name, ``<system>.<table>``, when the Delta connector is loaded.
 
     Args:
         system: System name (``flights``, ``synthetic``).
@@ -22,4 +23,7 @@ def open_session(system: str, *, home: str | None = None, profile: str | None = 
     settings = load_config(system, home=home or None, profile=profile or None, conf=conf or None)
     ensure_home(settings)
     spark = get_spark(settings)
-    return settings, spark, open_store(spark, settings)
+    store = open_store(spark, settings)
+    if store.backend_name == "native":  # `spark.table("flights.carrier_delay")` and %sql work in the notebook
+        store.register_names(catalog=settings.config.delta.catalog or "")
+    return settings, spark, store

@@ -120,8 +120,10 @@ def local_cluster(folder: Path) -> Iterator[Cluster]:
 
 def spark_submit(cluster: Cluster, job: str, args: list[str], extra_env: dict[str, str], cwd: Path,
                  timeout: int = 900) -> subprocess.CompletedProcess:
+    from fti.connector import spark_submit_args
+
     submit = str(Path(spark_home()) / "bin" / "spark-submit")
-    cmd = [submit, "--master", cluster.spark_master, "--conf", "spark.ui.enabled=false",
+    cmd = [submit, "--master", cluster.spark_master, *spark_submit_args(), "--conf", "spark.ui.enabled=false",
            "--conf", "spark.executor.memory=2g", "--conf", "spark.sql.shuffle.partitions=4", job, *args]
     return subprocess.run(cmd, env={**cluster.env, **extra_env}, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)

@@ -316,10 +316,11 @@ def test_fault_raise_after_files_leaves_table_and_no_orphans(spark, store, table
     assert not unreferenced_files(store, table)
 
 
-def _run_helper(store, table, tag, n, env_extra=None):
+def _run_helper(store, table, tag, n, env_extra=None, *, txn=None, replace_day=None):
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.Popen([sys.executable, str(HELPER), str(store.home), table, tag, str(n), store.backend_name],
-                            env=env,
+    extra = (["--txn", txn] if txn else []) + (["--replace-day", replace_day.isoformat()] if replace_day else [])
+    return subprocess.Popen([sys.executable, str(HELPER), str(store.home), table, tag, str(n), store.backend_name,
+                             *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -346,3 +347,105 @@ def test_concurrent_appends_from_two_processes_both_land(store, table):
     assert len(keys) == 40 and len(set(keys)) == 40
     appends = [h for h in store.history(table) if h.get("fti.operation") == "append"]
     assert sorted(h["pipeline"] for h in appends) == ["proc-p1", "proc-p2"]
+
+
+def _commit_actions(store, table, version):
+    import json
+
+    text = (store.path(table) / "_delta_log" / f"{version:020d}.json").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_guard_and_every_watermark_are_in_the_data_commit(spark, store, table):
+    """A feature run's commit carries its retry guard and one watermark per raw source it read, in the SAME
+    commit as its data (the connector's df.write takes only one application transaction)."""
+    result = store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]),
+                          txn=Txn("features:t", 7), watermarks={"raw_flights": 7, "raw_weather": 0})
+    actions = _commit_actions(store, table, result.version)
+    txns = {a["txn"]["appId"]: a["txn"]["version"] for a in actions if "txn" in a}
+    assert txns == {"features:t": 7, "fti.watermark:raw_flights": 7, "fti.watermark:raw_weather": 0}
+    assert any("add" in a for a in actions)
+    # version 0 is a real version, not "absent"
+    assert store.watermark(table, "raw_weather") == 0 and store.is_applied(table, Txn("fti.watermark:raw_weather", 0))
+    again = store.append(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]),
+                         txn=Txn("features:t", 7), watermarks={"raw_flights": 7})
+    assert again.skipped and store.version(table) == result.version
+
+
+def _hold(tmp_path, name):
+    """A FTI_FAULT value that holds a writer between its read and its commit until the test releases it."""
+    release = tmp_path / name
+    return release, {"FTI_FAULT": f"after_files:wait={release}"}
+
+
+def _wait_reached(release, proc):
+    deadline = time.time() + 240
+    while not Path(f"{release}.reached").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline, "the held writer never reached its commit"
+        time.sleep(0.2)
+
+
+def test_lost_race_on_the_same_guard_is_skipped_not_an_error(spark, store, table, tmp_path):
+    """Two runs with the same transaction guard race for real: the held one read the table before the other
+    committed. It reports skipped, commits nothing, and leaves none of its files behind."""
+    release, env = _hold(tmp_path, "release-guard")
+    proc = _run_helper(store, table, "held", 3, env | {"FTI__DELTA__COMPACT_ABOVE_FILES": "0"}, txn="features:race:4")
+    _wait_reached(release, proc)
+    won = store.append(table, rows_df(spark, [("winner", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]),
+                       txn=Txn("features:race", 4))
+    release.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert out.strip().splitlines()[-1] == f"skipped {won.version}", out
+    assert store.version(table) == won.version
+    assert [r.k for r in store.read(table).collect()] == ["winner"]
+    assert not unreferenced_files(store, table), "the losing run's files must be removed"
+
+
+def test_stale_replace_is_refused_not_landed(spark, store, table, tmp_path):
+    """A replace read the table, then another writer added rows of the day it replaces: committing would drop
+    them (or land stale data). It fails, commits nothing, and the other writer's rows stay."""
+    day = dt.date(2013, 1, 1)
+    store.append(table, rows_df(spark, [("old", ts(2013, 1, 1), day, 1.0)]))
+    release, env = _hold(tmp_path, "release-stale")
+    proc = _run_helper(store, table, "stale", 2, env, replace_day=day)
+    _wait_reached(release, proc)
+    store.append(table, rows_df(spark, [("late", ts(2013, 1, 1, 3), day, 2.0)]))
+    release.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3 and "ConcurrentRunError" in out, out + err[-3000:]
+    assert sorted(r.k for r in store.read(table).collect()) == ["late", "old"]
+    assert not unreferenced_files(store, table)
+
+
+def test_changes_see_through_a_compaction(spark, store, table):
+    """Rows added after a reader's watermark stay findable after another writer compacted their files."""
+    from pyspark.sql import functions as F
+
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]), run=RunContext("land-1"))
+    mark = store.version(table)
+    store.append(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]), run=RunContext("land-2"))
+    compacted = store.compact(table)
+    assert compacted.files_removed == 2 and compacted.files_added == 1
+    changes = store.changes(table, after=mark, upto=store.version(table))
+    assert changes.batches == {"land-2": mark + 1}
+    assert len(changes.files) == 1, "the compacted file carries the new rows"
+    assert [r.k for r in store.read_files(table, list(changes.files)).where(F.col("k") == "b").collect()] == ["b"]
+    # a compaction of files that held no new rows adds nothing new
+    later = store.version(table)
+    store.compact(table)
+    assert store.changes(table, after=later, upto=store.version(table)).files == {}
+
+
+def test_store_compacts_past_its_file_limit(spark, store, table):
+    limit = store.compact_above_files
+    store.compact_above_files = 3
+    try:
+        for i in range(4):
+            store.append(table, rows_df(spark, [(f"k{i}", ts(2013, 1, 1), dt.date(2013, 1, 1), float(i))]))
+    finally:
+        store.compact_above_files = limit
+    assert len(store.file_uris(table)) <= 3
+    assert sorted(r.k for r in store.read(table).collect()) == ["k0", "k1", "k2", "k3"]
+    assert store.history(table, limit=1)[0]["fti.operation"] == "compact"

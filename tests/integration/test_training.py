@@ -31,7 +31,7 @@ def trained(spark, settings):
     from fti.store import open_store
     from fti.training.pipeline import run as train
 
-    store = open_store(spark, settings, backend="delta-rs")
+    store = open_store(spark, settings, backend="native")
     replay(spark, store, "flights", through=dt.date(2013, 2, 28), batch="month")
     pipeline.run(store, settings, now=dt.datetime(2013, 3, 1, 5, tzinfo=UTC))
     first = train(store, settings)

@@ -28,7 +28,7 @@ def syn_settings(home):
 def syn(spark, syn_settings):
     from fti.store import open_store
 
-    store = open_store(spark, syn_settings, backend="delta-rs")
+    store = open_store(spark, syn_settings, backend="native")
     ingest(spark, store, syn_settings, through=dt.date(2024, 2, 4), batch="week", entities=400)
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 5, tzinfo=UTC))
     return store, FeatureStore(store, syn_settings)

@@ -128,7 +128,7 @@ def settings_for(home: Path):
 def store_for(spark, home: Path):
     from fti.store import open_store
 
-    return open_store(spark, settings_for(home), backend="delta-rs")
+    return open_store(spark, settings_for(home), backend="native")
 
 
 def _sortable(df, drop=()):

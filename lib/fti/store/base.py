@@ -61,6 +61,39 @@ class TableStore(DeltaLog, ABC):
         self.retention_days = retention_days
         self.checkpoint_interval = checkpoint_interval
         self.compact_above_files = compact_above_files
+        self._catalog: str | None = None  # set by register_names: tables created later get a name too
+
+    # ----------------------------------------------------------------------------- tables by name
+    def register_names(self, *, catalog: str = "") -> list[str]:
+        """Make every table of the home queryable by name in this Spark session, and every table created later.
+
+        ``flights/carrier_delay`` becomes the external Delta table ``flights.carrier_delay`` at its location
+        (deeper names join their parts with ``__``). With the local session catalog the names live as long as
+        the session; with a persistent catalog (Unity Catalog: ``delta.catalog: main``) they stay.
+
+        Args:
+            catalog: Catalog to register in (empty: the session's current catalog).
+
+        Returns:
+            The SQL names registered.
+        """
+        self._catalog = catalog
+        return [self._register_name(name) for name in self.list_tables()]
+
+    @staticmethod
+    def sql_name(name: str, *, catalog: str = "") -> str:
+        """The SQL identifier of a table: ``flights/carrier_delay`` -> ```flights`.`carrier_delay```."""
+        schema, _, rest = name.partition("/")
+        parts = ([catalog] if catalog else []) + [schema, rest.replace("/", "__")]
+        return ".".join(f"`{p}`" for p in parts)
+
+    def _register_name(self, name: str) -> str:
+        ident = self.sql_name(name, catalog=self._catalog or "")
+        schema = ident.rsplit(".", 1)[0]
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        location = self.uri(name).replace("'", "\\'")
+        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING DELTA LOCATION '{location}'")
+        return ident.replace("`", "")
 
     def table_properties_for(self, kind: str, properties: Mapping[str, str] | None) -> dict[str, str]:
         if kind not in KINDS:

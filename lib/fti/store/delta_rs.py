@@ -97,6 +97,12 @@ class DeltaRsStore(TableStore):
         log.info("created table %s (%s)", name, kind)
         return 0
 
+    def register_names(self, *, catalog: str = "") -> list[str]:
+        from fti.errors import EnvironmentProblem
+
+        raise EnvironmentProblem("tables by name need the Delta Spark connector (Spark SQL reads them as Delta)",
+                                 hint="`fti connector install`, or read tables with store.read(name)")
+
     # ----------------------------------------------------------------------------- write
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,

@@ -1,8 +1,9 @@
 """Named fault points, so kill-and-recover tests are deterministic.
 
 Set ``FTI_FAULT`` to ``point`` or ``point:mode`` (comma-separated for several), where mode is ``kill``
-(SIGKILL this process, the default) or ``raise`` (raise :class:`FaultInjected`). A point may be narrowed
-to one table with ``point@table/name``. Points in the store layer:
+(SIGKILL this process, the default), ``raise`` (raise :class:`FaultInjected`) or ``wait=PATH`` (create
+``PATH.reached``, then wait until ``PATH`` exists: a test holds a writer between its read and its commit to
+make a race real). A point may be narrowed to one table with ``point@table/name``. Points in the store layer:
 
 - ``before_files``: before Spark writes any data file.
 - ``after_files``: data files are in the table folder, the Delta commit has not happened.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+from pathlib import Path
 
 from fti.errors import FaultInjected
 
@@ -51,4 +54,13 @@ def fault_point(point: str, *, table: str | None = None) -> None:
     log.warning("fault point %s reached (table %s): %s", point, table, mode)
     if mode == "raise":
         raise FaultInjected(f"fault injected at {point} (table {table})")
+    if mode.startswith("wait="):
+        release = Path(mode[len("wait="):])
+        Path(f"{release}.reached").touch()
+        deadline = time.monotonic() + 300
+        while not release.exists():
+            if time.monotonic() > deadline:
+                raise FaultInjected(f"fault point {point} (table {table}) was never released ({release})")
+            time.sleep(0.05)
+        return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -135,6 +135,8 @@ class NativeStore(TableStore):
                 builder = builder.property(key, value)
             with self._user_metadata(RunContext(pipeline="fti"), "create"):
                 builder.execute()
+        if self._catalog is not None:
+            self._register_name(name)
         log.info("created table %s (%s)", name, kind)
         return 0
 
