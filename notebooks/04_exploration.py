@@ -41,3 +41,16 @@ champion = client(settings).get_model_version_by_alias(model_name, "champion")
 run = client(settings).get_run(champion.run_id)
 print({k: round(v, 4) for k, v in run.data.metrics.items() if k.startswith("test_")})
 print("plots logged with the run:", [a.path for a in client(settings).list_artifacts(champion.run_id, "plots")])
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC Every fti table is registered by name in this session (`<system>.<table>`), so SQL works as on Databricks:
+# MAGIC `%sql SELECT * FROM flights.carrier_delay` in a SQL cell, or `spark.sql(...)` / `spark.table(...)` here.
+
+# COMMAND ----------
+
+latest_labels = spark.sql(
+    f"SELECT day, count(*) AS rows FROM {settings.system}.labels GROUP BY day ORDER BY day DESC LIMIT 5"
+).collect()
+print(latest_labels)

@@ -385,6 +385,23 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run Spark SQL over the home's tables, registered by name (``<system>.<table>``)."""
+    from fti.report import format_table
+
+    settings, spark, store = _session(args)
+    names = store.register_names(catalog=settings.config.delta.catalog or "")
+    if not args.query:
+        print("\n".join(names))
+        return 0
+    result = spark.sql(args.query)
+    rows = result.limit(args.limit + 1).collect()
+    print(format_table([tuple(r) for r in rows[:args.limit]], result.columns))
+    if len(rows) > args.limit:
+        print(f"(first {args.limit} rows; --limit N shows more)")
+    return 0
+
+
 def cmd_connector(args: argparse.Namespace) -> int:
     """Install or show the Delta Spark connector's jars."""
     from fti import connector
@@ -479,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="vacuum even if registered models lose rebuildability")
     p.add_argument("--dry-run", action="store_true", help="only list the files")
     p.set_defaults(handler=cmd_vacuum)
+
+    p = sub.add_parser("sql", parents=[common], help="Spark SQL over the home's tables by name, e.g. "
+                       "\"SELECT * FROM flights.carrier_delay\" (no query: list the names)")
+    p.add_argument("query", nargs="?", help="the SQL query")
+    p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    p.set_defaults(handler=cmd_sql)
 
     p = sub.add_parser("connector", parents=[common], help="install (make setup does) or show the Delta Spark "
                        "connector's jars")

@@ -40,6 +40,18 @@ def test_catalog_json_lists_tables_with_exact_rows(spark, store, home):
     assert text.returncode == 0 and "flights/raw_x" in text.stdout and "labels" in text.stdout
 
 
+def test_sql_reads_tables_by_name_in_a_fresh_session(spark, store, home):
+    """A new `fti` process (a fresh Spark session with the connector) queries the home's tables by name."""
+    schema = T.StructType([T.StructField("k", T.StringType(), False), T.StructField("n", T.LongType(), True)])
+    store.create_table("flights/named_x", schema, kind="feature_group")
+    store.append("flights/named_x", spark.createDataFrame([("a", 1), ("b", 2), ("b", 3)], schema))
+    out = fti("sql", "SELECT k, sum(n) AS total FROM flights.named_x GROUP BY k ORDER BY k", "--home", str(home))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[2:4] == ["a  1", "b  5"], out.stdout
+    names = fti("sql", "--home", str(home))
+    assert "flights.named_x" in names.stdout.split()
+
+
 def test_catalog_on_empty_home(tmp_path):
     out = fti("catalog", "--json", "--home", str(tmp_path / "empty"))
     assert out.returncode == 0, out.stderr

@@ -33,6 +33,11 @@ def test_notebooks_execute_in_order(spark, home, monkeypatch):
     assert ns["result"]["runs"][0]["realized_auc"] is not None
     ns = run_notebook(PROJECT / "notebooks" / "04_exploration.py", common)
     assert Path(ns["display_path"]).is_file()
+    # tables by name, as on Databricks: every table of the home, also those created after the session opened
+    assert ns["latest_labels"] and ns["latest_labels"][0]["rows"] > 0
+    store = ns["store"]
+    for table in store.list_tables():
+        assert spark.table(store.sql_name(table)).count() == store.read(table).count(), table
 
 
 def test_a_broken_notebook_fails(tmp_path):

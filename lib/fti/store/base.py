@@ -11,13 +11,14 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from fti.errors import SchemaMismatchError
+from fti.errors import FtiError, SchemaMismatchError
 from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock, run_lock
 from fti.store.predicate import Match
@@ -68,7 +69,7 @@ class TableStore(DeltaLog, ABC):
         """Make every table of the home queryable by name in this Spark session, and every table created later.
 
         ``flights/carrier_delay`` becomes the external Delta table ``flights.carrier_delay`` at its location
-        (deeper names join their parts with ``__``). With the local session catalog the names live as long as
+        (deeper names join their parts with ``__``; characters other than letters, digits and ``_`` become ``_``). With the local session catalog the names live as long as
         the session; with a persistent catalog (Unity Catalog: ``delta.catalog: main``) they stay.
 
         Args:
@@ -82,17 +83,32 @@ class TableStore(DeltaLog, ABC):
 
     @staticmethod
     def sql_name(name: str, *, catalog: str = "") -> str:
-        """The SQL identifier of a table: ``flights/carrier_delay`` -> ```flights`.`carrier_delay```."""
+        """The SQL identifier of a table: ``flights/carrier_delay`` -> ```flights`.`carrier_delay```
+        (catalogs accept only letters, digits and ``_`` in table names)."""
         schema, _, rest = name.partition("/")
-        parts = ([catalog] if catalog else []) + [schema, rest.replace("/", "__")]
-        return ".".join(f"`{p}`" for p in parts)
+        parts = [schema, rest.replace("/", "__")]
+        parts = [re.sub(r"[^A-Za-z0-9_]", "_", p).lower() for p in parts]
+        return ".".join(f"`{p}`" for p in ([catalog] if catalog else []) + parts)
 
     def _register_name(self, name: str) -> str:
+        """Register one table by name; an earlier registration of the name at another location (another home
+        opened in the same session) is moved, but a table fti did not register (managed, or not Delta) never is."""
         ident = self.sql_name(name, catalog=self._catalog or "")
         schema = ident.rsplit(".", 1)[0]
+        location = self.uri(name)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        location = self.uri(name).replace("'", "\\'")
-        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING DELTA LOCATION '{location}'")
+        if self.spark.catalog.tableExists(ident):
+            detail = {r["col_name"]: r["data_type"] for r in self.spark.sql(f"DESCRIBE TABLE EXTENDED {ident}").collect()}
+            current = detail.get("Location", "").removeprefix("file:")
+            if current.rstrip("/") == location.rstrip("/"):
+                return ident.replace("`", "")
+            if detail.get("Type") != "EXTERNAL" or detail.get("Provider", "").lower() != "delta":
+                raise FtiError(f"cannot register {name} as {ident.replace('`', '')}: that name is taken by a "
+                               f"{detail.get('Type', '?').lower()} table at {current or '?'}",
+                               hint="set delta.catalog to another catalog, or drop that table")
+            self.spark.sql(f"DROP TABLE {ident}")  # external: only the name goes, the data stays
+        escaped = location.replace("'", "\\'")
+        self.spark.sql(f"CREATE TABLE {ident} USING DELTA LOCATION '{escaped}'")
         return ident.replace("`", "")
 
     def table_properties_for(self, kind: str, properties: Mapping[str, str] | None) -> dict[str, str]:
