@@ -122,7 +122,8 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
                                  hint="pip install 'fti[spark]', or set delta.backend: delta-rs")
     log.info("starting Spark (%s)%s", cfg.master, "" if origin == "none" else f" with the Delta connector ({origin})")
     try:
-        spark = _build({**DELTA_CONF, **connector_conf, **conf} if connector_conf else conf)
+        spark = _build({**DELTA_CONF, **connector_conf, **conf} if connector_conf else conf,
+                       delta_pip=origin == "packages")
     except Exception as exc:
         if origin != "packages":
             raise
@@ -135,12 +136,19 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
     return spark
 
 
-def _build(conf: dict[str, str]) -> SparkSession:
+def _build(conf: dict[str, str], *, delta_pip: bool = False) -> SparkSession:
+    """Build the session; ``delta_pip``: ask for the connector the standard way for pip installs
+    (``configure_spark_with_delta_pip``, resolved by Spark at start)."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
     for key, value in conf.items():
-        builder = builder.config(key, value)
+        if not (delta_pip and key == "spark.jars.packages"):
+            builder = builder.config(key, value)
+    if delta_pip:
+        from delta import configure_spark_with_delta_pip
+
+        builder = configure_spark_with_delta_pip(builder)
     return builder.getOrCreate()
 
 
