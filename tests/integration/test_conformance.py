@@ -10,14 +10,9 @@ import pytest
 from pyspark.sql import types as T
 
 from fti.store import Match, RunContext, Txn
+from tests.helpers.tables import SCHEMA
 
 UTC = dt.timezone.utc
-SCHEMA = T.StructType([
-    T.StructField("k", T.StringType(), False),
-    T.StructField("ts", T.TimestampType(), True),
-    T.StructField("d", T.DateType(), True),
-    T.StructField("v", T.DoubleType(), True),
-])
 
 
 def _norm_value(value):

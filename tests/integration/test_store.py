@@ -16,16 +16,11 @@ from pyspark.sql import types as T
 
 from fti.errors import RetentionError, SchemaMismatchError, TableNotFoundError, VersionNotFoundError
 from fti.store import Match, Pin, RunContext, Txn
+from tests.helpers.tables import SCHEMA
 
 HELPER = Path(__file__).resolve().parents[1] / "helpers" / "append_rows.py"
 UTC = dt.timezone.utc
 
-SCHEMA = T.StructType([
-    T.StructField("k", T.StringType(), False),
-    T.StructField("ts", T.TimestampType(), True),
-    T.StructField("d", T.DateType(), True),
-    T.StructField("v", T.DoubleType(), True),
-])
 
 
 def ts(*args):
