@@ -71,17 +71,24 @@ def client(settings: Settings) -> MlflowClient:
 
 
 def pins(settings: Settings) -> list[Pin]:
-    """Every (table, version) pinned by a registered model version (tags ``fti.pin.<table>``)."""
+    """Every (table, version) pinned by a registered model version (tags ``fti.pin.<table>``).
+
+    Reads every page of model versions (a registry holds more than one page of models) without a name filter
+    (a model name may hold quotes)."""
     if not mlflow_store_exists(settings):
         return []
     mlflow_client = client(settings)
     out = []
-    for model in mlflow_client.search_registered_models():
-        for mv in mlflow_client.search_model_versions(f"name='{model.name}'"):
+    token = None
+    while True:
+        page = mlflow_client.search_model_versions(max_results=1000, page_token=token)
+        for mv in page:
             for key, value in (mv.tags or {}).items():
                 if key.startswith(PIN_TAG):
-                    out.append(Pin(table=key[len(PIN_TAG):], version=int(value), owner=f"{model.name}/{mv.version}"))
-    return out
+                    out.append(Pin(table=key[len(PIN_TAG):], version=int(value), owner=f"{mv.name}/{mv.version}"))
+        token = page.token
+        if not token:
+            return out
 
 
 MANIFEST_TAG = "fti.training_set"

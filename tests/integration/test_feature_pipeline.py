@@ -286,3 +286,11 @@ def test_each_run_writes_one_file_per_table(first_run, store):
     for table in GROUP_TABLES:
         assert len(store.file_uris(table, version=1)) == 1, table
         assert store.partition_by(table) == []
+
+
+def test_backfill_over_days_without_raw_rows_reports_no_data(first_run, store, settings):
+    """A backfill before the data starts used to fail with a KeyError; it changes nothing and says why."""
+    before = versions(store)
+    report = pipeline.run(store, settings, now=clock(8), start=dt.date(2012, 6, 1), end=dt.date(2012, 6, 3))
+    assert {o.status for o in report.outputs} == {"no data"}
+    assert versions(store) == before

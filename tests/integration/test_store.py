@@ -311,9 +311,10 @@ def test_fault_raise_after_files_leaves_table_and_no_orphans(spark, store, table
     assert not unreferenced_files(store, table)
 
 
-def _run_helper(store, table, tag, n, env_extra=None, *, txn=None, replace_day=None):
+def _run_helper(store, table, tag, n, env_extra=None, *, txn=None, replace_day=None, inputs=None):
     env = dict(os.environ, **(env_extra or {}))
     extra = (["--txn", txn] if txn else []) + (["--replace-day", replace_day.isoformat()] if replace_day else [])
+    extra += ["--inputs", inputs] if inputs else []
     return subprocess.Popen([sys.executable, str(HELPER), str(store.home), table, tag, str(n), store.backend_name,
                              *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -444,3 +445,78 @@ def test_store_compacts_past_its_file_limit(spark, store, table):
     assert len(store.file_uris(table)) <= 3
     assert sorted(r.k for r in store.read(table).collect()) == ["k0", "k1", "k2", "k3"]
     assert store.history(table, limit=1)[0]["fti.operation"] == "compact"
+
+
+def test_an_error_after_the_commit_landed_keeps_its_files(spark, store, table, monkeypatch):
+    """An error raised once the log entry is written (a failing post-commit hook such as the checkpoint, an
+    interrupt while the call returns) must not delete the files the new version references."""
+    from fti.errors import FaultInjected
+
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    before = store.version(table)
+    monkeypatch.setenv("FTI_FAULT", "after_log_write:raise")
+    with pytest.raises(FaultInjected):
+        store.append(table, rows_df(spark, [("b", ts(2013, 1, 2), dt.date(2013, 1, 2), 2.0)]))
+    monkeypatch.delenv("FTI_FAULT")
+    assert store.version(table) == before + 1
+    missing = [u for u in store.file_uris(table) if not Path(u.removeprefix("file://")).is_file()]
+    assert not missing, f"the committed version points at deleted files: {missing}"
+    assert sorted(r.k for r in store.read(table).collect()) == ["a", "b"]
+
+
+def test_vacuum_with_a_fractional_retention_never_breaks_a_pin(spark, store, table):
+    """The pin check and the deletion use the same retention: a fraction of an hour is rounded up for both
+    (it used to be checked as 0.01 h and deleted as int(0.01) = 0 h)."""
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    store.overwrite(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
+    pin = Pin(table=table, version=1, owner="models:/m/1")
+    result = store.vacuum(table, retention_hours=0.01, pins=[pin])
+    assert result == {"deleted": [], "broken_pins": []}
+    assert [r.k for r in store.read(table, version=1).collect()] == ["a"]
+
+
+def test_vacuum_defaults_to_the_retention_the_table_declares(spark, store, table):
+    """A store configured with a shorter retention than a table declares vacuums by the table's."""
+    import json
+
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    result = store.overwrite(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
+    # the file of version 1 was removed two days ago (by the clock of the remove action vacuum reads)
+    commit = store.path(table) / "_delta_log" / f"{result.version:020d}.json"
+    lines = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+    two_days_ago = int((time.time() - 2 * 86400) * 1000)
+    for action in lines:
+        if "remove" in action:
+            action["remove"]["deletionTimestamp"] = two_days_ago
+    commit.write_text("\n".join(json.dumps(a) for a in lines) + "\n")
+    configured = store.retention_days
+    store.retention_days = 1  # the config says one day; the table says 365
+    try:
+        assert store.vacuum(table)["deleted"] == []
+    finally:
+        store.retention_days = configured
+    assert [r.k for r in store.read(table, version=1).collect()] == ["a"]
+
+
+def test_a_backfill_from_older_raw_never_replaces_newer_rows(spark, store, table, tmp_path):
+    """A backfill read raw at v5 and is held before its commit; an incremental run commits the same day from raw
+    v7 (its watermark says v7 is covered). The backfill's commit is refused; the newer rows stay. A write whose
+    input is already older than what the table covers is refused at once."""
+    day = dt.date(2013, 1, 1)
+    store.append(table, rows_df(spark, [("v4", ts(2013, 1, 1), day, 1.0)]), watermarks={"raw": 4})
+    release, env = _hold(tmp_path, "release-backfill")
+    proc = _run_helper(store, table, "backfill", 2, env, replace_day=day, inputs="raw=5")
+    _wait_reached(release, proc)
+    store.replace_where(table, rows_df(spark, [("v7", ts(2013, 1, 1), day, 7.0)]), Match.of(d=[day]),
+                        watermarks={"raw": 7})
+    release.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3 and "ConcurrentRunError" in out, out + err[-3000:]
+    assert [r.k for r in store.read(table).collect()] == ["v7"]
+    assert not unreferenced_files(store, table)
+    from fti.errors import ConcurrentRunError
+
+    with pytest.raises(ConcurrentRunError, match="raw v5 \\(the table covers v7\\)"):
+        store.replace_where(table, rows_df(spark, [("old", ts(2013, 1, 1), day, 5.0)]), Match.of(d=[day]),
+                            inputs={"raw": 5})
+    assert [r.k for r in store.read(table).collect()] == ["v7"]

@@ -108,20 +108,24 @@ def _column_stats(df: DataFrame, columns: Sequence[str]) -> dict[str, dict[str, 
     total = row["__rows"]
     out: dict[str, dict[str, Any]] = {}
     for c in columns:
-        def conv(v: Any) -> Any:
-            if isinstance(v, dt.datetime):
-                return v.replace(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if v.tzinfo is None else v.isoformat()
-            if isinstance(v, dt.date):
-                return v.isoformat()
-            return v
-
         entry = {"count": row[f"{c}__count"], "nulls": total - row[f"{c}__count"],
-                 "min": conv(row[f"{c}__min"]), "max": conv(row[f"{c}__max"])}
+                 "min": stat_value(row[f"{c}__min"]), "max": stat_value(row[f"{c}__max"])}
         if c in numeric:
             entry["mean"] = row[f"{c}__mean"]
             entry["quantiles"] = dict(zip(("p05", "p50", "p95"), row[f"{c}__q"] or [None, None, None]))
         out[c] = entry
     return out
+
+
+def stat_value(value: Any) -> Any:
+    """A statistic as JSON text. PySpark's ``collect()`` gives timestamps as naive datetimes in the PROCESS's
+    local zone (not the session's): they are converted from local time to UTC, so that freshness is right on
+    hosts not set to UTC."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGroup) -> tuple[str, bool]:
@@ -396,6 +400,9 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         if not affected:
             report.outputs.append(OutputResult(table, "up to date", store.version(table) if store.exists(table) else None))
             continue
+        if source not in parsed:  # no raw rows at all for these days (a backfill before the data starts)
+            report.outputs.append(OutputResult(table, "no data", store.version(table) if store.exists(table) else None))
+            continue
         lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
         inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
         evolving = False
@@ -417,7 +424,8 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
         result = store.replace_where(
             name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected), txn=txn,
-            watermarks=None if backfill else {source: versions[source]}, run=run_ctx, allow_new_columns=evolving,
+            watermarks=None if backfill else {source: versions[source]}, inputs={source: versions[source]},
+            run=run_ctx, allow_new_columns=evolving,
             metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
                       "fti.backfill": backfill},
         )

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from fti.errors import FtiError, SchemaMismatchError
+from fti.errors import ConcurrentRunError, FtiError, SchemaMismatchError
 from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock, run_lock
 from fti.store.predicate import Match
@@ -160,7 +160,8 @@ class TableStore(DeltaLog, ABC):
 
     @abstractmethod
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
-              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
+              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
+              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         """Write a DataFrame in ONE commit.
 
@@ -173,6 +174,10 @@ class TableStore(DeltaLog, ABC):
             txn: Application transaction; if the table already reached ``txn.version`` nothing is written,
                 and a concurrent run that commits it first makes this one a skip, not an error.
             watermarks: Raw source versions this data covers, recorded in the same commit.
+            inputs: Raw source versions this data was computed from (default: ``watermarks``). The commit is
+                refused when the table already covers a later version of one of them (a backfill that read
+                raw v5 must not replace rows an incremental run wrote from v7), also when that later version
+                is committed while this write runs.
             run: Run id and pipeline name for the commit metadata.
             allow_new_columns: Schema evolution: add df columns the table lacks (old rows read as null).
             metadata: More commit metadata.
@@ -183,6 +188,8 @@ class TableStore(DeltaLog, ABC):
         Raises:
             SchemaMismatchError: Before anything is written, if ``df`` does not fit the table.
             ValueError: If a ``replace`` holds rows that ``where`` does not cover.
+            ConcurrentRunError: Its ``inputs`` are older than what the table covers, or another writer changed
+                the rows it replaces after it read them: nothing was committed.
         """
 
     @abstractmethod
@@ -235,6 +242,17 @@ class TableStore(DeltaLog, ABC):
             raise ValueError(f"mode must be append, overwrite or replace, not {mode!r}")
         if (mode == "replace") != (where is not None):
             raise ValueError(f"write to {name}: where= goes with mode='replace' (and only with it)")
+
+    @staticmethod
+    def _check_inputs(name: str, inputs: Mapping[str, int], covered: Mapping[str, int | None]) -> None:
+        """Refuse a write computed from raw versions older than those the table already covers."""
+        stale = {s: (v, covered[s]) for s, v in inputs.items() if covered.get(s) is not None and covered[s] > v}
+        if stale:
+            detail = ", ".join(f"{s} v{v} (the table covers v{c})" for s, (v, c) in sorted(stale.items()))
+            raise ConcurrentRunError(
+                f"refusing to commit to {name}: this run computed its rows from {detail}; committing would roll "
+                "back newer data; nothing was committed",
+                hint="rerun: the next run reads the current raw versions")
 
     @staticmethod
     def _check_partition_columns(name: str, schema: StructType, partition_by: Sequence[str]) -> None:

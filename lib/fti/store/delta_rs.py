@@ -105,7 +105,8 @@ class DeltaRsStore(TableStore):
 
     # ----------------------------------------------------------------------------- write
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
-              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
+              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
+              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
@@ -122,6 +123,8 @@ class DeltaRsStore(TableStore):
         if txn is not None and self.is_applied(name, txn):
             log.info("%s: transaction %s/%s already applied, nothing written", name, txn.app_id, txn.version)
             return CommitResult(table=name, version=self.version(name), skipped=True)
+        inputs = dict(watermarks or {}, **(inputs or {}))
+        self._check_inputs(name, inputs, {s: self.watermark(name, s) for s in inputs})
 
         read_version = self.version(name)
         replaced = self._replaced_files(name, read_version, mode, where)
@@ -149,8 +152,8 @@ class DeltaRsStore(TableStore):
             adds, rows = self._move_staged(staging, root, part_cols, run, moved)
             fault_point("after_files", table=name)
             with self.commit_lock(name):
-                version = self._commit(name, adds, replaced, read_version, mode, where, txn, watermarks, run,
-                                       metadata, table_schema, df.schema, new_cols)
+                version = self._commit(name, adds, replaced, read_version, mode, where, txn, watermarks, inputs,
+                                       run, metadata, table_schema, df.schema, new_cols)
                 if version is None:
                     self._remove(moved)
                     return CommitResult(table=name, version=self.version(name), skipped=True)
@@ -210,7 +213,8 @@ class DeltaRsStore(TableStore):
         return adds, rows
 
     def _commit(self, name: str, adds: list, replaced: Sequence[Mapping[str, Any]], read_version: int, mode: str,
-                where: Match | None, txn: Txn | None, watermarks: Mapping[str, int] | None, run: RunContext,
+                where: Match | None, txn: Txn | None, watermarks: Mapping[str, int] | None,
+                inputs: Mapping[str, int], run: RunContext,
                 metadata: Mapping[str, Any] | None, table_schema: StructType, df_schema: StructType,
                 new_cols: Sequence[str]) -> int | None:
         """ONE commit (under the commit lock). Returns its version, or None when ``txn`` landed meanwhile."""
@@ -222,6 +226,7 @@ class DeltaRsStore(TableStore):
             log.info("%s: transaction %s/%s committed concurrently, discarding this run's files",
                      name, txn.app_id, txn.version)
             return None
+        self._check_inputs(name, inputs, {s: delta.transaction_version(WATERMARK_PREFIX + s) for s in inputs})
         if mode != "append" and delta.version() != read_version:
             self._check_no_conflict(name, read_version, replaced, where)
         now = self._now_ms()
@@ -251,6 +256,7 @@ class DeltaRsStore(TableStore):
                 app_transactions=apps or None,
             ),
         )
+        fault_point("after_log_write", table=name)  # an error here (a hook, an interrupt) must keep the files
         return DeltaTable(self.uri(name)).version()
 
     def _check_no_conflict(self, name: str, read_version: int, replaced: Sequence[Mapping[str, Any]],

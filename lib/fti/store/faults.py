@@ -7,6 +7,8 @@ make a race real). A point may be narrowed to one table with ``point@table/name`
 
 - ``before_files``: before Spark writes any data file.
 - ``after_files``: data files are in the table folder, the Delta commit has not happened.
+- ``after_log_write``: the commit's log entry is written, the store call has not returned (an error here
+  stands for a failing post-commit hook or an interrupt while the call returns).
 - ``after_commit``: the Delta commit is done (the caller's later steps have not run).
 """
 
@@ -22,7 +24,7 @@ from fti.errors import FaultInjected
 
 log = logging.getLogger(__name__)
 
-POINTS = ("before_files", "after_files", "after_commit")
+POINTS = ("before_files", "after_files", "after_log_write", "after_commit")
 
 
 def _armed() -> dict[str, str]:

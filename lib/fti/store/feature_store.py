@@ -9,6 +9,7 @@ always means a prediction time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -56,6 +57,15 @@ class FeatureView:
     @property
     def feature_columns(self) -> list[str]:
         return list(self.spine_features) + [c for g in self.groups for c in g.columns]
+
+    def definition_hash(self) -> str:
+        """SHA-256 of everything that decides the rows of a training set built from this view (spine, groups,
+        keys, columns with their prefixes, TTLs, event times), recorded in the manifest: a training set is
+        reused only for the same definition."""
+        import hashlib
+
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -183,6 +193,7 @@ class FeatureStore:
         manifest = {
             "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
             "feature_view": view.name,
+            "view_hash": view.definition_hash(),
             "system": self.settings.system,
             "spine": {"table": spine_table, "version": spine_version, "keys": view.spine_keys,
                       "event_time": view.spine_time, "label": view.label,

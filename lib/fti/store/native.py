@@ -142,7 +142,8 @@ class NativeStore(TableStore):
 
     # ----------------------------------------------------------------------------- write
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
-              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None, run: RunContext | None = None,
+              txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
+              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         self._check_write_args(name, mode, where)
         run = run or RunContext()
@@ -159,6 +160,9 @@ class NativeStore(TableStore):
         read_version = int(jtxn.readVersion())
         if txn is not None and txn.applied_in(self._txn_version(jtxn, txn.app_id)):
             return CommitResult(table=name, version=read_version, skipped=True)
+        # read through the transaction: a concurrent commit of a newer watermark makes this commit conflict
+        inputs = dict(watermarks or {}, **(inputs or {}))
+        self._check_inputs(name, inputs, {s: self._txn_version(jtxn, WATERMARK_PREFIX + s) for s in inputs})
         options = {"mergeSchema": "true"} if allow_new_columns else {}
         if where is not None:
             options["replaceWhere"] = where.sql()
@@ -185,6 +189,7 @@ class NativeStore(TableStore):
                 scala.none(), scala.none())
             with self.commit_lock(name):
                 version = int(jtxn.commit(actions, operation))
+                fault_point("after_log_write", table=name)  # an error here must keep the committed files
         except BaseException as exc:
             landed = not self._not_landed(name, read_version, written)
             if not landed:
@@ -212,7 +217,7 @@ class NativeStore(TableStore):
 
     @staticmethod
     def _file_actions_summary(actions: Any) -> tuple[list[str], int, int]:
-        """(absolute paths of the files added, number of files removed, rows added) of the write's actions."""
+        """(paths of the files added, relative to the table root; files removed; rows added) of the write's actions."""
         added: list[str] = []
         removed = 0
         rows = 0

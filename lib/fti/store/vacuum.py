@@ -4,6 +4,7 @@ silently. Spark-free (it reads and edits the Delta log with ``deltalake``)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Sequence
 
 from fti.errors import RetentionError
@@ -23,7 +24,7 @@ def vacuum(log: DeltaLog, name: str, *, retention_hours: float, pins: Sequence[P
     Args:
         log: The home's log reader.
         name: Table name.
-        retention_hours: Keep files removed less than this long ago.
+        retention_hours: Keep files removed less than this long ago (a fraction of an hour is rounded up).
         pins: Versions that registered models need (see ``fti.registry``).
         force: Vacuum even if pinned versions lose rebuildability.
         dry_run: Only list what would be deleted.
@@ -34,6 +35,8 @@ def vacuum(log: DeltaLog, name: str, *, retention_hours: float, pins: Sequence[P
     Raises:
         RetentionError: If pinned versions would lose rebuildability and ``force`` is not set.
     """
+    # deltalake vacuums whole hours: round a fraction UP (keep more), and check the pins with that same value
+    retention_hours = float(math.ceil(retention_hours))
     now = dt.datetime.now(dt.timezone.utc)
     cutoff = now - dt.timedelta(hours=retention_hours)
     own = [p for p in pins if p.table == name]

@@ -62,7 +62,8 @@ class TrainReport:
 
 
 def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.date, end: dt.date) -> TrainingSet | None:
-    """The newest materialized training set of this view whose pinned inputs are still the latest versions."""
+    """The newest materialized training set of this view whose definition (hashed into its manifest) is the
+    same and whose pinned inputs are still the latest versions."""
     folder = store.home / fs.settings.system / "training_sets" / view_name
     if not folder.is_dir():
         return None
@@ -73,6 +74,7 @@ def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.dat
         pinned = {"spine": manifest["spine"]["version"], **{e["group"]: e["version"] for e in manifest["features"]}}
         flt = manifest["spine"].get("filter") or {}
         if pinned == current and flt.get("start") == start.isoformat() and flt.get("end") == end.isoformat() \
+                and manifest.get("view_hash") == view.definition_hash() \
                 and not manifest.get("bitemporal") and store.exists(manifest["output"]["table"]):
             table = manifest["output"]["table"]
             return TrainingSet(df=store.read(table, version=manifest["output"]["version"]), manifest=manifest,
