@@ -136,19 +136,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    """Run the feature pipeline (incremental, or a backfill), or delete an entity's rows."""
+    """Run the feature pipeline (incremental, or a backfill), or accept a rejected batch."""
     from fti.features import pipeline
     from fti.report import format_table
     from fti.timeutil import parse_day
 
     settings, spark, store = _session(args)
-    if args.action == "delete":
-        from fti.features.maintenance import delete_by_key
-
-        if not args.group or not args.where:
-            raise FtiError("fti features delete needs --group G and --where COLUMN=VALUE")
-        result = delete_by_key(store, settings, group=args.group[0], where=args.where)
-        print(result.message)
+    if args.action == "accept":
+        if not args.source:
+            raise FtiError("fti features accept needs --source SOURCE (the raw source whose batch was rejected)")
+        version = pipeline.accept_rejected(store, settings, source=args.source)
+        print(f"accepted the rejected batch of {args.source} up to raw version {version}: the next feature run "
+              "featurizes its good rows (its bad rows stay in the quarantine)")
         return 0
     report = pipeline.run(
         store, settings, now=_clock(args, settings),
@@ -167,6 +166,18 @@ def cmd_features(args: argparse.Namespace) -> int:
                         for o in report.outputs],
                        ["table", "status", "version", "rows", "days", "window", "seconds"]))
     print(f"run {report.run_id} in {report.seconds:.1f} s")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Remove an entity from every table that has its key column, and keep it out of every later run."""
+    from fti.forget import forget
+
+    settings, spark, store = _session(args)
+    result = forget(store, settings, where=args.where)
+    for table, rows in sorted(result.deleted.items()):
+        print(f"{table}: {rows} row(s) removed (version {result.versions[table]})")
+    print(result.message)
     return 0
 
 
@@ -444,14 +455,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-per-day", type=int, help="synthetic: events per entity and day")
     p.set_defaults(handler=cmd_ingest)
 
-    p = sub.add_parser("features", parents=[common], help="run the feature pipeline (or: features delete)")
-    p.add_argument("action", nargs="?", choices=["delete"], help="delete: remove an entity's rows from a group")
+    p = sub.add_parser("features", parents=[common], help="run the feature pipeline (or: features accept)")
+    p.add_argument("action", nargs="?", choices=["accept"], help="accept: accept the rejected batch of --source")
+    p.add_argument("--source", help="accept: the raw source whose rejected batch is accepted")
     p.add_argument("--now", help="the run's clock, ISO-8601 (default: wall clock)")
     p.add_argument("--start", help="backfill from this day (inclusive)")
     p.add_argument("--end", help="backfill up to this day (exclusive)")
     p.add_argument("--group", action="append", help="only this feature group (repeatable)")
-    p.add_argument("--where", help="delete: COLUMN=VALUE of the entity key")
     p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser("forget", parents=[common], help="remove an entity from every table, for good (data "
+                       "protection)")
+    p.add_argument("--where", required=True, help="KEY=VALUE of an entity key, e.g. carrier=UA")
+    p.set_defaults(handler=cmd_forget)
 
     p = sub.add_parser("training-set", parents=[common], help="build a point-in-time training set, or rebuild one")
     p.add_argument("action", choices=["build", "rebuild"])

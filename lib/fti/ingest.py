@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fti.errors import FtiError
+from fti.forget import forgotten, without_forgotten
 from fti.sources import RAW_EXTRA, Source
 from fti.store import CommitResult, RunContext, TableStore, Txn
 
@@ -53,6 +54,7 @@ def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, 
     name = ensure_raw_table(store, system, source)
     run = run or RunContext(pipeline="ingest")
     raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label, batch=run.run_id)
+    raw = without_forgotten(raw, forgotten(store, system))  # a forgotten entity's new rows never land
     # one file per landed batch, sorted by day so that its statistics and row groups prune well
     raw = raw.coalesce(1).sortWithinPartitions("land_day") if source.day else raw.coalesce(1)
     return store.append(name, raw, txn=txn, run=run)

@@ -12,7 +12,6 @@ from fti.errors import FaultInjected, FtiError
 from fti.features import pipeline
 from fti.features.definitions import Feature
 from fti.features.flights.sources import AIRPORTS, FLIGHTS, WEATHER
-from fti.features.maintenance import delete_by_key
 from fti.features.systems import get_system
 from fti.ingest import BadFileError, land, land_file
 
@@ -177,6 +176,19 @@ def test_too_many_bad_rows_stop_before_features(first_run, spark, store, setting
         pipeline.run(store, settings, now=clock(8))
     assert versions(store) == before
     assert store.read("flights/quarantine").where("reason like 'unparseable time_hour%'").count() == 4
+    # a plain rerun keeps refusing the rejected batch (it used to featurize its good rows), saying how to accept
+    with pytest.raises(pipeline.TooManyBadRows, match="was rejected .* and is not accepted") as refused:
+        pipeline.run(store, settings, now=clock(8))
+    assert "fti features accept --system flights --source raw_flights" in refused.value.hint
+    assert versions(store) == before
+    assert store.read("flights/quarantine").where("reason like 'unparseable time_hour%'").count() == 4
+    # a raised share accepts it too; here the explicit command does, and the next run featurizes its good row
+    assert pipeline.accept_rejected(store, settings, source="raw_flights") == store.version("flights/raw_flights")
+    report = pipeline.run(store, settings, now=clock(8))
+    assert {o.table for o in report.outputs if o.status == "written"} >= {"flights/labels", "flights/carrier_delay"}
+    assert store.read("flights/labels").where("day = '2013-01-06'").count() == 1
+    with pytest.raises(FtiError, match="no rejected batch of raw_flights"):
+        pipeline.accept_rejected(store, settings, source="raw_flights")
 
 
 def test_bad_files_refused_whole(first_run, spark, store, tmp_path):
@@ -224,6 +236,34 @@ def test_rows_compacted_by_another_writer_before_the_run_are_featurized(first_ru
     assert pipeline.run(store, settings, now=clock(11)).up_to_date
 
 
+def test_forget_removes_an_entity_for_good(first_run, spark, store, settings):
+    """A data-protection deletion removes the entity from raw and every derived table, and nothing brings it
+    back: a backfill over its days (it used to), a recompute after late rows, or a late batch of its rows."""
+    from fti.forget import forget, forgotten
+
+    tables = [t for t in store.list_tables() if "carrier" in store.schema(t).fieldNames()]
+    assert {"flights/raw_flights", "flights/carrier_delay", "flights/labels"} <= set(tables)
+    before = {t: store.version(t) for t in tables}
+    result = forget(store, settings, where="carrier=AA", pins=[])
+    assert result.deleted["flights/raw_flights"] >= 2 and result.deleted["flights/carrier_delay"] >= 2
+    for table in tables:
+        assert store.read(table).where("carrier = 'AA'").count() == 0, table
+        assert store.read(table, version=before[table]).where("carrier = 'AA'").count() > 0, table  # until vacuum
+    assert forgotten(store, "flights") == [("carrier", "AA")]
+    assert "fti vacuum --retention-hours 0 --force" in result.message
+    # a backfill over its days, a late batch of its rows (and of another carrier's), the next incremental run
+    pipeline.run(store, settings, now=clock(8), start=dt.date(2013, 1, 1), end=dt.date(2013, 1, 6),
+                 groups=["carrier_delay"])
+    land_rows(spark, store, FLIGHTS, [fl(3, 900, 50, carrier="AA", num=60, tail="N60"),
+                                      fl(3, 1000, 10, carrier="UA", num=61, tail="N61")], clock(9))
+    pipeline.run(store, settings, now=clock(9))
+    for table in tables:
+        assert store.read(table).where("carrier = 'AA'").count() == 0, table
+    assert store.read("flights/labels").where("flight = 61").count() == 1
+    with pytest.raises(FtiError, match="'day' is not an entity key of system flights"):
+        forget(store, settings, where="day=2013-01-01", pins=[])
+
+
 def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):
     system = get_system("flights")
     old = system.group("carrier_delay")
@@ -250,17 +290,6 @@ def test_schema_evolution_in_place_and_breaking_change(first_run, store, setting
                  start=dt.date(2013, 1, 1), end=dt.date(2013, 1, 4))
     assert store.read("flights/carrier_delay_v2").count() > 0
     assert store.read("flights/carrier_delay").count() > 0
-
-
-def test_delete_by_key(first_run, store, settings):
-    v = store.version("flights/carrier_delay")
-    result = delete_by_key(store, settings, group="carrier_delay", where="carrier=AA")
-    assert result.rows >= 2 and result.version == v + 1
-    assert store.read("flights/carrier_delay").where("carrier = 'AA'").count() == 0
-    assert store.read("flights/carrier_delay", version=v).where("carrier = 'AA'").count() == result.rows
-    assert "fti vacuum --table flights/carrier_delay --retention-hours 0 --force" in result.message
-    with pytest.raises(FtiError, match="'day' is not a key of feature group carrier_delay"):
-        delete_by_key(store, settings, group="carrier_delay", where="day=2013-01-01")
 
 
 def test_catalog_lists_feature_groups_with_stats_and_freshness(first_run, store, settings):

@@ -520,3 +520,20 @@ def test_a_backfill_from_older_raw_never_replaces_newer_rows(spark, store, table
         store.replace_where(table, rows_df(spark, [("old", ts(2013, 1, 1), day, 5.0)]), Match.of(d=[day]),
                             inputs={"raw": 5})
     assert [r.k for r in store.read(table).collect()] == ["v7"]
+
+
+def test_vacuum_removes_orphans_of_killed_runs_but_never_a_running_writers_files(spark, store, table):
+    """Files no version references (a killed run's) go with vacuum once they are older than the retention and
+    a day; a younger unreferenced file may be a writer's that has not committed yet, and stays."""
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    live = store.file_uris(table)
+    folder = Path(live[0].removeprefix("file://")).parent
+    old_orphan, fresh = folder / "part-00000-killed-run.snappy.parquet", folder / "part-00000-running.snappy.parquet"
+    for orphan in (old_orphan, fresh):
+        orphan.write_bytes(Path(live[0].removeprefix("file://")).read_bytes())
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old_orphan, (two_days_ago, two_days_ago))
+    result = store.vacuum(table, retention_hours=0)
+    assert [Path(p).name for p in result["deleted"]] == [old_orphan.name]
+    assert not old_orphan.exists() and fresh.exists()
+    assert store.file_uris(table) == live and [r.k for r in store.read(table).collect()] == ["a"]

@@ -181,3 +181,15 @@ def test_a_batch_of_only_bad_rows_changes_no_feature_table(spark, corpus_home, t
     q = store.read("synthetic/quarantine").where(f"raw_version = {raw_version}")
     assert q.count() == 40 and {r.reason for r in q.select("reason").distinct().collect()} == \
         {"null or empty key: entity_id"}
+    # the rejected batch stays rejected: a plain rerun refuses it again (it used to exit 0 and featurize)
+    code, out, err = _fti(capsys, corpus_home, "features", "--now", RUN_NOW)
+    assert code == 3, out + err
+    assert "was rejected (40 of 40 new rows failed validation, 100.0% > 5.0%) and is not accepted" in err
+    assert "hint: inspect the rows in synthetic/quarantine; then accept the batch with " \
+           "`fti features accept --system synthetic --source raw_events`, or raise features.max_bad_share" in err
+    assert {t: store.version(t) for t in before} == before
+    code, out, err = _fti(capsys, corpus_home, "features", "accept", "--source", "raw_events")
+    assert code == 0 and f"up to raw version {raw_version}" in out, err
+    code, out, err = _fti(capsys, corpus_home, "features", "--now", RUN_NOW)
+    assert code == 0, err
+    assert store.read("synthetic/quarantine").where(f"raw_version = {raw_version}").count() == 40

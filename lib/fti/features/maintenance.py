@@ -1,65 +1,16 @@
-"""Maintenance of feature tables: delete by key (data-protection requests) and vacuum with pin checks."""
+"""Maintenance of the home's tables: vacuum with pin checks (deletion by key: :mod:`fti.forget`)."""
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fti.errors import FtiError
-from fti.features.systems import get_system
-from fti.store import RunContext
 
 if TYPE_CHECKING:
-    from fti.config import Settings
-    from fti.store import DeltaLog, Pin, TableStore
+    from fti.store import DeltaLog, Pin
 
 log = logging.getLogger(__name__)
-_WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$")
-
-
-@dataclass(frozen=True)
-class DeleteResult:
-    table: str
-    rows: int
-    version: int
-    message: str
-
-
-def delete_by_key(store: TableStore, settings: Settings, *, group: str, where: str) -> DeleteResult:
-    """Delete every row of a feature group whose entity key equals a value, in ONE Delta commit.
-
-    Args:
-        store: Table store.
-        settings: Settings (system).
-        group: Feature group name.
-        where: ``KEY=VALUE``; KEY must be one of the group's keys.
-
-    Returns:
-        What was deleted, with a message saying how the files leave storage.
-
-    Raises:
-        FtiError: Unknown group or a column that is not a key.
-    """
-    spec = get_system(settings.system).group(group)
-    match = _WHERE.match(where)
-    if not match:
-        raise FtiError(f"--where {where!r} is not COLUMN=VALUE", hint="e.g. --where carrier=UA")
-    column, value = match.group(1), match.group(2).strip("'\"")
-    if column not in spec.keys:
-        raise FtiError(f"'{column}' is not a key of feature group {group} (keys: {', '.join(spec.keys)})")
-    table = spec.table(settings.system)
-    literal = value.replace("'", "''")
-    result = store.delete(table, f"`{column}` = '{literal}'", run=RunContext(pipeline="delete"))
-    message = (
-        f"deleted {result.rows} row(s) of {table} where {column} = '{value}' (version {result.version}). "
-        f"Earlier versions still hold them: the files leave storage only with "
-        f"`fti vacuum --table {table} --retention-hours 0 --force`, which names the model versions that "
-        f"lose rebuildability."
-    )
-    log.info(message)
-    return DeleteResult(table, result.rows, result.version, message)
 
 
 def vacuum_tables(log_reader: DeltaLog, tables: list[str], *, retention_hours: float | None, pins: list[Pin],

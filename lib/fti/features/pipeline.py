@@ -24,10 +24,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from fti.errors import FtiError
 from fti.features.definitions import FeatureGroup
+from fti.forget import forgotten, without_forgotten
 from fti.features.systems import SystemSpec, get_system
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
 from fti.store.delta_log import Changes
@@ -267,25 +268,103 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
         ).cache()
         bad_rows = bad.count()
         first = (mark if mark is not None else -1) + 1
+        rejected = bool(new_rows) and bad_rows / new_rows > max_bad_share
+        # a rejected batch is recorded IN the quarantine commit: later runs keep refusing it until accepted
         store.replace_where(qname, bad.coalesce(1), Match.of(source=[source], raw_version=range(first, version + 1)),
                             watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
-                            metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows})
+                            records=[Txn(REJECTED + source, version)] if rejected else (),
+                            metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows,
+                                      **({"fti.rejected": source} if rejected else {})})
         bad.unpersist()
         if new_rows:
             log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new_rows, bad_rows,
                      100.0 * bad_rows / new_rows)
-        if new_rows and bad_rows / new_rows > max_bad_share:
+        if rejected:
             parsed.unpersist()
             raise TooManyBadRows(
                 f"{bad_rows} of {new_rows} new rows of {raw} failed validation "
-                f"({100.0 * bad_rows / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%); feature tables were not changed",
-                hint=f"inspect them: the quarantine table {quarantine_table(system.name)} (run id {run.run_id}); "
-                     "raise features.max_bad_share to accept them",
+                f"({100.0 * bad_rows / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%); feature tables were not changed, "
+                "and later runs refuse this batch until it is accepted",
+                hint=_accept_hint(system.name, source, qname, run.run_id, bad_rows / new_rows),
             )
     if not needed:
         parsed.unpersist()
         return None, None, new_rows, bad_rows
-    return parsed.where(F.col("_reason").isNull()).drop("_reason"), parsed, new_rows, bad_rows
+    # a forgotten entity never comes back through a recompute, a backfill or rows landed before its deletion
+    good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason"), forgotten(store, system.name))
+    return good, parsed, new_rows, bad_rows
+
+
+REJECTED = "fti.rejected:"
+ACCEPTED = "fti.accepted:"
+
+
+def _accept_hint(system: str, source: str, qname: str, run_id: str | None, share: float) -> str:
+    return (f"inspect the rows in {qname}{f' (run id {run_id})' if run_id else ''}; then accept the batch with "
+            f"`fti features accept --system {system} --source {source}`, or raise features.max_bad_share above "
+            f"{100.0 * share:.1f}% (FTI__FEATURES__MAX_BAD_SHARE={share + 0.0005:.3f})")
+
+
+def pending_rejection(store: TableStore, system: str, source: str) -> tuple[int, int, int] | None:
+    """The raw version up to which a batch of ``source`` was rejected and not accepted since, with its
+    ``(bad, new)`` row counts; None when there is none."""
+    qname = quarantine_table(system)
+    if not store.exists(qname):
+        return None
+    rejected = store.transaction_version(qname, REJECTED + source)
+    accepted = store.transaction_version(qname, ACCEPTED + source)
+    if rejected is None or (accepted is not None and accepted >= rejected):
+        return None
+    for entry in store.history(qname):
+        if entry.get("fti.rejected") == source:
+            return rejected, int(entry.get("fti.bad_rows") or 0), int(entry.get("fti.new_rows") or 0)
+    return rejected, 0, 0
+
+
+def _refuse_rejected(store: TableStore, system: str, source: str, readers: Mapping[str, int | None],
+                     max_bad_share: float) -> None:
+    """Stop before any feature write while a rejected batch of ``source`` would be read by an output that has
+    not moved past it, unless the user accepted it (``fti features accept``) or raised the share above its own."""
+    pending = pending_rejection(store, system, source)
+    if pending is None:
+        return
+    version, bad, new = pending
+    behind = sorted(t for t, mark in readers.items() if mark is None or mark < version)
+    if not behind or (new and bad / new <= max_bad_share):
+        return
+    raise TooManyBadRows(
+        f"the batch of {source} up to raw version {version} was rejected ({bad} of {new} new rows failed "
+        f"validation, {100.0 * bad / max(new, 1):.1f}% > {100.0 * max_bad_share:.1f}%) and is not accepted: "
+        f"{', '.join(behind)} were not changed",
+        hint=_accept_hint(system, source, quarantine_table(system), None, bad / max(new, 1)),
+    )
+
+
+def accept_rejected(store: TableStore, settings: Settings, *, source: str) -> int:
+    """Accept the rejected batch of a raw source: later runs featurize its good rows (its bad rows stay in the
+    quarantine). Recorded as an application transaction in the quarantine table.
+
+    Returns:
+        The raw version accepted up to.
+
+    Raises:
+        FtiError: No rejected batch of that source is pending.
+    """
+    from pyspark.sql.types import _parse_datatype_string
+
+    system = get_system(settings.system)
+    if source not in system.sources:
+        raise FtiError(f"unknown source {source!r} of system {settings.system}",
+                       hint=f"sources: {', '.join(system.sources)}")
+    pending = pending_rejection(store, settings.system, source)
+    if pending is None:
+        raise FtiError(f"no rejected batch of {source} is waiting to be accepted")
+    qname = quarantine_table(settings.system)
+    empty = store.spark.createDataFrame([], _parse_datatype_string(QUARANTINE_DDL))
+    store.append(qname, empty, records=[Txn(ACCEPTED + source, pending[0])],
+                 run=RunContext(pipeline="features"), metadata={"fti.accepted": source})
+    log.info("accepted the batch of %s up to raw version %d (%d of %d rows bad)", source, *pending)
+    return pending[0]
 
 
 def _affected_days(store: TableStore, table: str, source: str, found: SourceChanges,
@@ -364,11 +443,15 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     if with_labels:
         outputs.append((labels_table(system.name), system.labels.source, None, 1))
     found: dict[str, SourceChanges] = {}
+    marks: dict[str, dict[str, int | None]] = {}
     for source in sources:
         raw = system.sources[source].table(system.name)
-        readers = [t for t, src, _, _ in outputs if src == source and not backfill] + [quarantine_table(system.name)]
-        marks = [store.watermark(t, source) if store.exists(t) else None for t in readers]
-        found[source] = _source_changes(store, raw, versions[source], marks)
+        marks[source] = {t: store.watermark(t, source) if store.exists(t) else None
+                         for t, src, _, _ in outputs if src == source}
+        readers = [] if backfill else list(marks[source].values())
+        qname = quarantine_table(system.name)
+        found[source] = _source_changes(store, raw, versions[source],
+                                        readers + [store.watermark(qname, source) if store.exists(qname) else None])
     plan: dict[str, set[dt.date]] = {}
     for table, source, _, lookback in outputs:
         if backfill:
@@ -380,65 +463,69 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     #    judged once, when they arrive); stop before any feature write past the bad-row share
     parsed: dict[str, DataFrame] = {}
     cached: list[DataFrame] = []
-    for source in sources:
-        needed: set[dt.date] = set()
-        for table, src, _, lookback in outputs:
-            if src == source and plan[table]:
-                needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
-        good, base, new, bad = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
-                                                  context=context,
-                                                  max_bad_share=settings.config.features.max_bad_share)
-        report.new_rows[source], report.bad_rows[source] = new, bad
-        if good is not None:
-            parsed[source] = good
-            cached.append(base)
+    try:
+        for source in sources:
+            needed: set[dt.date] = set()
+            for table, src, _, lookback in outputs:
+                if src == source and plan[table]:
+                    needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
+            good, base, new, bad = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
+                                                      context=context,
+                                                      max_bad_share=settings.config.features.max_bad_share)
+            if base is not None:
+                cached.append(base)
+            _refuse_rejected(store, system.name, source, marks[source], settings.config.features.max_bad_share)
+            report.new_rows[source], report.bad_rows[source] = new, bad
+            if good is not None:
+                parsed[source] = good
 
-    # 4. one commit per output
-    for table, source, group, lookback in outputs:
-        t0 = time.perf_counter()
-        affected = sorted(plan[table])
-        if not affected:
-            report.outputs.append(OutputResult(table, "up to date", store.version(table) if store.exists(table) else None))
-            continue
-        if source not in parsed:  # no raw rows at all for these days (a backfill before the data starts)
-            report.outputs.append(OutputResult(table, "no data", store.version(table) if store.exists(table) else None))
-            continue
-        lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
-        inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
-        evolving = False
-        if group is not None:
-            name, evolving = _ensure_group_table(store, system, group)
-            out = group.transform({source: inputs}, now=now)
-            out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
-                          schema=group.schema(dict(system.key_types)), now=now)
-            stat_cols = ["event_time", *group.feature_names]
-        else:
-            name = _ensure_labels_table(store, system)
-            out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
-            out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
-            stat_cols = ["prediction_time"]
-        out = out.cache()
-        stats = _column_stats(out, stat_cols)
-        rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
-        txn = None if backfill else Txn(f"features:{name}", versions[source])
-        # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
-        result = store.replace_where(
-            name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected), txn=txn,
-            watermarks=None if backfill else {source: versions[source]}, inputs={source: versions[source]},
-            run=run_ctx, allow_new_columns=evolving,
-            metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
-                      "fti.backfill": backfill},
-        )
-        out.unpersist()
-        if evolving and group is not None:
-            store.set_properties(name, {"fti.definition": group.to_json()})
-        # skipped here means a concurrent run committed this window first (its txn reached this raw version)
-        status = "written" if not result.skipped else "skipped: another run wrote it"
-        report.outputs.append(OutputResult(name, status, result.version,
-                                           rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
-        log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
-                 affected[0], affected[-1], time.perf_counter() - t0)
-    for df in cached:
-        df.unpersist()
+        # 4. one commit per output
+        for table, source, group, lookback in outputs:
+            t0 = time.perf_counter()
+            affected = sorted(plan[table])
+            if not affected:
+                report.outputs.append(OutputResult(table, "up to date", store.version(table) if store.exists(table) else None))
+                continue
+            if source not in parsed:  # no raw rows at all for these days (a backfill before the data starts)
+                report.outputs.append(OutputResult(table, "no data", store.version(table) if store.exists(table) else None))
+                continue
+            lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
+            inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
+            evolving = False
+            if group is not None:
+                name, evolving = _ensure_group_table(store, system, group)
+                out = group.transform({source: inputs}, now=now)
+                out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
+                              schema=group.schema(dict(system.key_types)), now=now)
+                stat_cols = ["event_time", *group.feature_names]
+            else:
+                name = _ensure_labels_table(store, system)
+                out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
+                out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
+                stat_cols = ["prediction_time"]
+            out = out.cache()
+            stats = _column_stats(out, stat_cols)
+            rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
+            txn = None if backfill else Txn(f"features:{name}", versions[source])
+            # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
+            result = store.replace_where(
+                name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected), txn=txn,
+                watermarks=None if backfill else {source: versions[source]}, inputs={source: versions[source]},
+                run=run_ctx, allow_new_columns=evolving,
+                metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
+                          "fti.backfill": backfill},
+            )
+            out.unpersist()
+            if evolving and group is not None:
+                store.set_properties(name, {"fti.definition": group.to_json()})
+            # skipped here means a concurrent run committed this window first (its txn reached this raw version)
+            status = "written" if not result.skipped else "skipped: another run wrote it"
+            report.outputs.append(OutputResult(name, status, result.version,
+                                               rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
+            log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
+                     affected[0], affected[-1], time.perf_counter() - t0)
+    finally:
+        for df in cached:
+            df.unpersist()
     report.seconds = time.perf_counter() - started
     return report

@@ -161,7 +161,7 @@ class TableStore(DeltaLog, ABC):
     @abstractmethod
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
-              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
+              inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         """Write a DataFrame in ONE commit.
 
@@ -178,6 +178,7 @@ class TableStore(DeltaLog, ABC):
                 refused when the table already covers a later version of one of them (a backfill that read
                 raw v5 must not replace rows an incremental run wrote from v7), also when that later version
                 is committed while this write runs.
+            records: More application transactions to record in the same commit (e.g. a rejected batch).
             run: Run id and pipeline name for the commit metadata.
             allow_new_columns: Schema evolution: add df columns the table lacks (old rows read as null).
             metadata: More commit metadata.

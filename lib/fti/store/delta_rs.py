@@ -106,7 +106,7 @@ class DeltaRsStore(TableStore):
     # ----------------------------------------------------------------------------- write
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
-              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
+              inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
@@ -153,7 +153,7 @@ class DeltaRsStore(TableStore):
             fault_point("after_files", table=name)
             with self.commit_lock(name):
                 version = self._commit(name, adds, replaced, read_version, mode, where, txn, watermarks, inputs,
-                                       run, metadata, table_schema, df.schema, new_cols)
+                                       records, run, metadata, table_schema, df.schema, new_cols)
                 if version is None:
                     self._remove(moved)
                     return CommitResult(table=name, version=self.version(name), skipped=True)
@@ -214,7 +214,7 @@ class DeltaRsStore(TableStore):
 
     def _commit(self, name: str, adds: list, replaced: Sequence[Mapping[str, Any]], read_version: int, mode: str,
                 where: Match | None, txn: Txn | None, watermarks: Mapping[str, int] | None,
-                inputs: Mapping[str, int], run: RunContext,
+                inputs: Mapping[str, int], records: Sequence[Txn], run: RunContext,
                 metadata: Mapping[str, Any] | None, table_schema: StructType, df_schema: StructType,
                 new_cols: Sequence[str]) -> int | None:
         """ONE commit (under the commit lock). Returns its version, or None when ``txn`` landed meanwhile."""
@@ -234,6 +234,7 @@ class DeltaRsStore(TableStore):
                                 {c: v for c, v in f["partition"].items()} or None) for f in replaced]
         apps = [Transaction(txn.app_id, txn.version, now)] if txn else []
         apps += [Transaction(WATERMARK_PREFIX + s, int(v), now) for s, v in (watermarks or {}).items()]
+        apps += [Transaction(r.app_id, r.version, now) for r in records]
         commit_schema = spark_to_delta(table_schema, table=name)
         if new_cols:
             # Schema evolution is its own commit (a new version where old rows read as null),

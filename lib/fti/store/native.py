@@ -143,7 +143,7 @@ class NativeStore(TableStore):
     # ----------------------------------------------------------------------------- write
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
-              inputs: Mapping[str, int] | None = None, run: RunContext | None = None,
+              inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
         self._check_write_args(name, mode, where)
         run = run or RunContext()
@@ -178,7 +178,8 @@ class NativeStore(TableStore):
             fault_point("after_files", table=name)
             now = self._now_ms()
             for app_id, version in ([(txn.app_id, txn.version)] if txn else []) + [
-                    (WATERMARK_PREFIX + s, int(v)) for s, v in (watermarks or {}).items()]:
+                    (WATERMARK_PREFIX + s, int(v)) for s, v in (watermarks or {}).items()] + [
+                    (r.app_id, r.version) for r in records]:
                 jtxn.updateSetTransaction(app_id, int(version), scala.some(now))
             user_metadata = json.dumps(self.commit_metadata(
                 run, mode, {**({"fti.predicate": where.sql()} if where else {}), **(metadata or {})}))

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring")
+KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring", "deletions")
 WATERMARK_PREFIX = "fti.watermark:"
 WriteMode = Literal["append", "overwrite", "replace"]
 

@@ -12,6 +12,9 @@ from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock
 from fti.store.records import Pin
 
+# The youngest an unreferenced file can be and still be taken for an orphan (not a running writer's file).
+ORPHAN_MIN_AGE_HOURS = 24
+
 
 def vacuum(log: DeltaLog, name: str, *, retention_hours: float, pins: Sequence[Pin] = (), force: bool = False,
            dry_run: bool = False) -> dict[str, Any]:
@@ -57,7 +60,11 @@ def vacuum(log: DeltaLog, name: str, *, retention_hours: float, pins: Sequence[P
             hint="use a longer retention, or --force to vacuum anyway (those training sets can no longer be rebuilt)",
         )
     with commit_lock(log.home, name):
-        deleted = log._delta(name).vacuum(  # noqa: SLF001 - the log reader's own table handle
-            retention_hours=max(0, int(retention_hours)), dry_run=dry_run, enforce_retention_duration=False
-        )
-    return {"deleted": list(deleted), "broken_pins": broken}
+        delta = log._delta(name)  # noqa: SLF001 - the log reader's own table handle
+        deleted = delta.vacuum(retention_hours=max(0, int(retention_hours)), dry_run=dry_run,
+                               enforce_retention_duration=False)
+        # Files no version references (left by killed runs) go too, once older than the retention AND than
+        # ORPHAN_MIN_AGE_HOURS: a file younger than that may belong to a writer that has not committed yet.
+        deleted += delta.vacuum(retention_hours=max(int(retention_hours), ORPHAN_MIN_AGE_HOURS), dry_run=dry_run,
+                                enforce_retention_duration=False, full=True)
+    return {"deleted": sorted(set(deleted)), "broken_pins": broken}

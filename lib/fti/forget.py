@@ -1,0 +1,172 @@
+"""Data-protection deletion that lasts: ``fti forget --where KEY=VALUE``.
+
+One command removes an entity (a value of a key column) from every table of the system that has that column
+(raw tables, feature groups, labels, training sets, predictions, monitoring), each in one commit, and records
+the deletion in ``<system>/forgotten``. Every later landing drops the entity's rows and every feature run
+(incremental, late data, backfill) filters them, so no recompute brings the entity back. Earlier Delta
+versions still hold it until vacuum removes their files (``fti vacuum --retention-hours 0 --force``); the
+result names the registered model versions whose pinned versions still hold it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fti.errors import FtiError
+from fti.store import Match, RunContext, new_run_id
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from fti.config import Settings
+    from fti.store import DeltaLog, Pin, TableStore
+
+log = logging.getLogger(__name__)
+_WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$")
+FORGOTTEN_DDL = "column string NOT NULL, value string NOT NULL, deleted_at timestamp NOT NULL, run_id string NOT NULL"
+
+
+def forgotten_table(system: str) -> str:
+    return f"{system}/forgotten"
+
+
+@dataclass
+class ForgetResult:
+    """What a deletion removed, and what still holds the entity until vacuum."""
+
+    column: str
+    value: str
+    deleted: dict[str, int] = field(default_factory=dict)  # table -> rows removed
+    versions: dict[str, int] = field(default_factory=dict)  # table -> version without the entity
+    pinned: list[Pin] = field(default_factory=list)  # model pins of versions that still hold it
+
+    @property
+    def message(self) -> str:
+        rows = sum(self.deleted.values())
+        lines = [f"forgot {self.column} = '{self.value}': {rows} row(s) removed from {len(self.deleted)} table(s); "
+                 "later landings, feature runs and backfills leave it out"]
+        if self.pinned:
+            owners = ", ".join(sorted({p.owner for p in self.pinned}))
+            lines.append(f"model versions whose pinned table versions still hold it: {owners}")
+        lines.append("earlier table versions still hold it until `fti vacuum --retention-hours 0 --force` removes "
+                     "their files (those models then lose the rebuild of their training sets)")
+        return "\n".join(lines)
+
+
+def parse_where(where: str) -> tuple[str, str]:
+    match = _WHERE.match(where)
+    if not match:
+        raise FtiError(f"--where {where!r} is not COLUMN=VALUE", hint="e.g. --where carrier=UA")
+    return match.group(1), match.group(2).strip("'\"")
+
+
+def entity_columns(settings: Settings) -> set[str]:
+    """The key columns an entity can be forgotten by: every feature group key and spine key."""
+    from fti.features.systems import get_system
+
+    system = get_system(settings.system)
+    keys = {k for g in system.groups for k in g.keys}
+    for view in settings.config.feature_views.values():
+        keys |= set(view.spine.keys)
+    return keys
+
+
+def forget(store: TableStore, settings: Settings, *, where: str, pins: list[Pin] | None = None) -> ForgetResult:
+    """Remove an entity from every table of the system that has its key column, and record it.
+
+    Args:
+        store: Table store.
+        settings: Settings (system).
+        where: ``KEY=VALUE``; KEY must be a feature group key or a spine key.
+        pins: Registered model pins (default: read from the registry).
+
+    Returns:
+        What was removed, and the model versions whose pinned versions still hold the entity.
+
+    Raises:
+        FtiError: KEY is not an entity key of the system.
+    """
+    from pyspark.sql.types import _parse_datatype_string
+
+    column, value = parse_where(where)
+    keys = entity_columns(settings)
+    if column not in keys:
+        raise FtiError(f"'{column}' is not an entity key of system {settings.system}",
+                       hint=f"entity keys: {', '.join(sorted(keys))}")
+    if pins is None:
+        from fti.registry import pins as registry_pins
+
+        pins = registry_pins(settings)
+    run = RunContext(run_id=new_run_id("forget"), pipeline="forget")
+    result = ForgetResult(column, value)
+    # record first: a landing or feature run that starts meanwhile already leaves the entity out
+    name = forgotten_table(settings.system)
+    store.create_table(name, _parse_datatype_string(FORGOTTEN_DDL), kind="deletions",
+                       description="Entities removed for data protection: landings and feature runs leave them out")
+    row = store.spark.createDataFrame([(column, value, dt.datetime.now(dt.timezone.utc), run.run_id)],
+                                      _parse_datatype_string(FORGOTTEN_DDL))
+    store.replace_where(name, row, Match.of(column=[column], value=[value]), run=run)
+    literal = value.replace("\\", "\\\\").replace("'", "\\'")
+    for table in store.list_tables():
+        if table == name or not table.startswith(f"{settings.system}/"):
+            continue
+        before = store.version(table)
+        columns = store.schema(table).fieldNames()
+        if column in columns:
+            deleted = store.delete(table, f"CAST(`{column}` AS STRING) = '{literal}'", run=run)
+        elif "raw_row" in columns:  # the quarantine keeps the raw row as JSON text
+            deleted = _rewrite_without(store, table, column, value, run)
+        else:
+            continue
+        if deleted.version == before or not deleted.rows:
+            continue
+        result.deleted[table] = deleted.rows
+        result.versions[table] = deleted.version
+        result.pinned += [p for p in pins if p.table == table and p.version < deleted.version]
+    log.info(result.message)
+    return result
+
+
+def _rewrite_without(store: TableStore, table: str, column: str, value: str, run: RunContext):
+    """Rewrite a small table without the rows whose JSON ``raw_row`` holds the entity (one commit)."""
+    from pyspark.sql import functions as F
+
+    from fti.store import CommitResult
+
+    rows = store.read(table).cache()
+    hit = F.coalesce(F.trim(F.get_json_object("raw_row", f"$.{column}")) == value, F.lit(False))
+    removed = rows.where(hit).count()
+    if not removed:
+        rows.unpersist()
+        return CommitResult(table=table, version=store.version(table))
+    result = store.overwrite(table, rows.where(~hit).coalesce(1), run=run)
+    rows.unpersist()
+    return CommitResult(table=table, version=result.version, rows=removed)
+
+
+def forgotten(store: DeltaLog | TableStore, system: str) -> list[tuple[str, str]]:
+    """The ``(column, value)`` pairs forgotten in a system (read with ``deltalake``, no Spark job)."""
+    from deltalake import DeltaTable
+
+    name = forgotten_table(system)
+    if not store.exists(name):
+        return []
+    rows = DeltaTable(store.uri(name)).to_pyarrow_table(columns=["column", "value"]).to_pylist()
+    return sorted({(r["column"], r["value"]) for r in rows})
+
+
+def without_forgotten(df: DataFrame, pairs: list[tuple[str, str]]) -> DataFrame:
+    """``df`` without the rows of forgotten entities (text or typed key columns alike)."""
+    from pyspark.sql import functions as F
+
+    cond: Column | None = None
+    for column, value in pairs:
+        if column not in df.columns:
+            continue
+        hit = F.coalesce(F.trim(F.col(f"`{column}`").cast("string")) == value, F.lit(False))
+        cond = hit if cond is None else cond | hit
+    return df if cond is None else df.where(~cond)
