@@ -378,7 +378,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
-    """Delete unreferenced data files, refusing to break the rebuild of a registered model's training set."""
+    """Delete data files no version within the retention needs, keeping the versions registered models pin."""
     from fti.features.maintenance import vacuum_tables
     from fti.registry import pins
     from fti.store import DeltaLog
@@ -391,6 +391,8 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     for res in results:
         print(f"{res['table']}: {verb} {len(res['deleted'])} file(s)")
+        for pin in res["kept_pins"]:
+            print(f"  kept the files of version {pin.version}, pinned by model {pin.owner} (--force deletes them)")
         for pin in res["broken_pins"]:
             print(f"  model {pin.owner} can no longer rebuild its training set ({pin.table} version {pin.version})")
     return 0
@@ -505,11 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("monitor", parents=[common], help="feature/score drift per scoring run, realized AUC")
     p.set_defaults(handler=cmd_monitor)
 
-    p = sub.add_parser("vacuum", parents=[common], help="delete old data files (refuses to break pinned versions)")
+    p = sub.add_parser("vacuum", parents=[common],
+                       help="delete old data files (keeps the versions registered models pin)")
     p.add_argument("--table", action="append", help="table name, e.g. flights/carrier_delay (default: all)")
     p.add_argument("--retention-hours", type=float, help="keep files removed less than this long ago "
                    "(default: the table's retention, 365 days)")
-    p.add_argument("--force", action="store_true", help="vacuum even if registered models lose rebuildability")
+    p.add_argument("--force", action="store_true", help="also delete the pinned versions' files (the models named "
+                   "lose the rebuild of their training sets)")
     p.add_argument("--dry-run", action="store_true", help="only list the files")
     p.set_defaults(handler=cmd_vacuum)
 

@@ -14,7 +14,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from fti.errors import RetentionError, SchemaMismatchError, TableNotFoundError, VersionNotFoundError
+from fti.errors import SchemaMismatchError, TableNotFoundError, VersionNotFoundError
 from fti.store import Match, Pin, RunContext, Txn
 from tests.helpers.tables import SCHEMA
 
@@ -277,19 +277,23 @@ def test_compaction_keeps_content(spark, store, table):
     assert len(store.file_uris(table)) == 1
 
 
-def test_vacuum_refuses_to_break_pinned_version(spark, store, table):
-    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
-    store.overwrite(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
-    time.sleep(0.2)
+def test_vacuum_keeps_pinned_versions_and_force_names_the_models(spark, store, table):
+    """Vacuum deletes the files no version within the retention needs, except the pinned versions' (the rebuild
+    of a registered model's training set keeps working); --force deletes those too and names the models."""
+    for i, k in enumerate(["a", "b", "c"]):
+        store.overwrite(table, rows_df(spark, [(k, ts(2013, 1, 1), dt.date(2013, 1, 1), float(i))]))
     pin = Pin(table=table, version=1, owner="models:/flights_delay/3")
-    with pytest.raises(RetentionError, match="flights_delay/3"):
-        store.vacuum(table, retention_hours=0, pins=[pin])
-    assert store.read(table, version=1).count() == 1  # still rebuildable
+    result = store.vacuum(table, retention_hours=0, pins=[pin])
+    assert len(result["deleted"]) == 1 and result["kept_pins"] == [pin] and result["broken_pins"] == []
+    assert [r.k for r in store.read(table, version=1).collect()] == ["a"]  # still rebuildable
+    with pytest.raises(Exception):
+        store.read(table, version=2).collect()  # version 2 was not pinned: its file is gone
     result = store.vacuum(table, retention_hours=0, pins=[pin], force=True)
     assert result["broken_pins"] == [pin] and len(result["deleted"]) == 1
-    assert [r.k for r in store.read(table).collect()] == ["b"]
-    # a pin of the latest version is never broken
-    assert store.vacuum(table, retention_hours=0, pins=[Pin(table, store.version(table), "m")])["broken_pins"] == []
+    assert [r.k for r in store.read(table).collect()] == ["c"]
+    # a pin of the latest version never loses its files
+    latest = Pin(table, store.version(table), "m")
+    assert store.vacuum(table, retention_hours=0, pins=[latest], force=True)["broken_pins"] == []
 
 
 def test_missing_table_error(store):
@@ -470,8 +474,8 @@ def test_vacuum_with_a_fractional_retention_never_breaks_a_pin(spark, store, tab
     store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
     store.overwrite(table, rows_df(spark, [("b", ts(2013, 1, 1), dt.date(2013, 1, 1), 2.0)]))
     pin = Pin(table=table, version=1, owner="models:/m/1")
-    result = store.vacuum(table, retention_hours=0.01, pins=[pin])
-    assert result == {"deleted": [], "broken_pins": []}
+    result = store.vacuum(table, retention_hours=0.01, pins=[pin], force=True)
+    assert result["deleted"] == [] and result["broken_pins"] == []
     assert [r.k for r in store.read(table, version=1).collect()] == ["a"]
 
 

@@ -89,12 +89,9 @@ def test_rebuild_after_more_writes_and_vacuum_gives_same_hash(built, syn, spark,
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 12, tzinfo=UTC), start=dt.date(2024, 1, 10),
                  end=dt.date(2024, 1, 12))
     pins = [Pin(e["table"], e["version"], "models:/test/1") for e in m["features"]]
-    from fti.errors import RetentionError
-
     for table in ("synthetic/activity", "synthetic/canary"):
-        with pytest.raises(RetentionError, match="models:/test/1"):
-            store.vacuum(table, retention_hours=0, pins=pins)  # would delete files the pinned version needs
-        store.vacuum(table, pins=pins)  # the default 365-day retention keeps them
+        result = store.vacuum(table, retention_hours=0, pins=pins)  # deletes all but the pinned versions' files
+        assert [p.owner for p in result["kept_pins"]] == ["models:/test/1"] and result["deleted"], table
     result = fs.rebuild(m)
     assert result["matches"], result
     assert result["rows"] == m["output"]["rows"]

@@ -5,7 +5,8 @@ merge and NOT NULL checks) inside an ``OptimisticTransaction`` that fti opens an
 ONE data commit also carries several ``SetTransaction`` actions: the run's retry guard and the watermark of
 each raw source it read (``df.write`` takes only one, through ``txnAppId``/``txnVersion``). The guard is read
 through the transaction (``txnVersion``), so a concurrent run that commits the same guard first makes this
-commit fail with ``ConcurrentTransactionException``, which is reported as "skipped: another run wrote it".
+commit conflict (``ConcurrentTransactionException``, or ``ConcurrentAppendException`` first for a replace),
+which is reported as "skipped: another run wrote it".
 
 Reads use ``versionAsOf``; the log (history, watermarks, file lists) is read Spark-free
 (:mod:`fti.store.delta_log`). Commit metadata goes into ``userMetadata`` and is read back with the same keys
@@ -54,8 +55,9 @@ def _java_class(exc: BaseException) -> str:
         return ""
 
 
-def _is_concurrent_txn(exc: BaseException) -> bool:
-    return "ConcurrentTransactionException" in _java_class(exc) or "ConcurrentTransactionException" in str(exc)[:2000]
+def _is_conflict(exc: BaseException) -> bool:
+    """A lost optimistic-commit race (ConcurrentTransaction, ConcurrentAppend, ConcurrentDeleteRead...)."""
+    return "Concurrent" in _java_class(exc) or "DELTA_CONCURRENT" in str(exc)[:2000]
 
 
 class _Scala:
@@ -197,7 +199,9 @@ class NativeStore(TableStore):
                 self._remove_files(name, written)
             if not isinstance(exc, Exception):
                 raise
-            if txn is not None and not landed and _is_concurrent_txn(exc) and self.is_applied(name, txn):
+            # whichever conflict the connector saw first, a write whose guard another run committed meanwhile is
+            # redundant: report it as skipped
+            if txn is not None and not landed and _is_conflict(exc) and self.is_applied(name, txn):
                 log.info("%s: transaction %s/%s committed concurrently, this run's files discarded",
                          name, txn.app_id, txn.version)
                 return CommitResult(table=name, version=self.version(name), skipped=True)
@@ -248,7 +252,7 @@ class NativeStore(TableStore):
                                   "overwrite" in text):
             return ValueError(f"cannot replace rows of {name}: some rows of the data are not covered by the "
                               f"replace predicate {where.sql()}; nothing was written")
-        if "Concurrent" in cls:
+        if _is_conflict(exc):
             return ConcurrentRunError(f"another writer changed {name} while this run wrote it "
                                       f"({cls.rsplit('.', 1)[-1]}); nothing was committed",
                                       hint="rerun: the next run reads the new version")

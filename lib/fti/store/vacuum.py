@@ -1,5 +1,6 @@
-"""Vacuum with pin checks: delete data files no version within the retention needs, never a pinned one
-silently. Spark-free (it reads and edits the Delta log with ``deltalake``)."""
+"""Vacuum that keeps what registered models pin: delete data files no version within the retention needs,
+except those of versions a registered model's training set pins. Spark-free (it reads and edits the Delta log
+with ``deltalake``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import datetime as dt
 import math
 from typing import Any, Sequence
 
-from fti.errors import RetentionError
 from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock
 from fti.store.records import Pin
@@ -18,53 +18,42 @@ ORPHAN_MIN_AGE_HOURS = 24
 
 def vacuum(log: DeltaLog, name: str, *, retention_hours: float, pins: Sequence[Pin] = (), force: bool = False,
            dry_run: bool = False) -> dict[str, Any]:
-    """Delete data files that no version within the retention needs.
+    """Delete data files that no version within the retention needs, keeping the pinned versions' files.
 
-    Refuses (unless ``force``) a retention shorter than the age of the oldest version pinned by a
-    registered model, because vacuum cannot keep chosen versions: it would break that model's
-    rebuild. With ``force``, the result names the pins that lose rebuildability.
+    Files that no version references at all (left by killed runs) go too, once older than the retention and
+    than :data:`ORPHAN_MIN_AGE_HOURS` (a younger one may be a running writer's). The files of every version a
+    registered model pins are kept (``deltalake``'s ``keep_versions``), so a vacuum never breaks a model's
+    rebuild; with ``force`` they go too (after a data-protection deletion, say) and the result names the pins
+    that lost their files.
 
     Args:
         log: The home's log reader.
         name: Table name.
-        retention_hours: Keep files removed less than this long ago (a fraction of an hour is rounded up).
+        retention_hours: Keep files removed less than this long ago (a fraction of an hour is rounded up: the
+            pin check and the deletion use the same value).
         pins: Versions that registered models need (see ``fti.registry``).
-        force: Vacuum even if pinned versions lose rebuildability.
+        force: Delete the pinned versions' files as well.
         dry_run: Only list what would be deleted.
 
     Returns:
-        ``{"deleted": [...], "broken_pins": [Pin...]}``.
-
-    Raises:
-        RetentionError: If pinned versions would lose rebuildability and ``force`` is not set.
+        ``{"deleted": [...], "kept_pins": [Pin...], "broken_pins": [Pin...]}``: the pins whose files were kept,
+        and (with ``force``) those whose files were deleted.
     """
-    # deltalake vacuums whole hours: round a fraction UP (keep more), and check the pins with that same value
-    retention_hours = float(math.ceil(retention_hours))
-    now = dt.datetime.now(dt.timezone.utc)
-    cutoff = now - dt.timedelta(hours=retention_hours)
+    # deltalake vacuums whole hours: round a fraction UP (keep more)
+    hours = int(math.ceil(max(0.0, retention_hours)))
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
     own = [p for p in pins if p.table == name]
-    hist = {h["version"]: h["timestamp"] for h in log.history(name)}
     latest = log.version(name)
-    broken = []
-    for pin in own:
-        if pin.version >= latest:
-            continue
-        # Files of a pinned version disappear once they were removed (at a later commit) before the cutoff.
-        removed_after = hist.get(pin.version + 1)
-        if removed_after is not None and removed_after < cutoff:
-            broken.append(pin)
-    if broken and not force:
-        owners = ", ".join(sorted({f"{p.owner} (version {p.version})" for p in broken}))
-        raise RetentionError(
-            f"vacuum of {name} with retention {retention_hours:g} h would break the rebuild of: {owners}",
-            hint="use a longer retention, or --force to vacuum anyway (those training sets can no longer be rebuilt)",
-        )
+    committed = {h["version"]: h["timestamp"] for h in log.history(name)}
+    # a pinned version loses files once a later commit removed them before the cutoff
+    exposed = [p for p in own if p.version < latest and committed.get(p.version + 1) is not None
+               and committed[p.version + 1] < cutoff]
+    keep = None if force else sorted({p.version for p in own if p.version <= latest}) or None
     with commit_lock(log.home, name):
         delta = log._delta(name)  # noqa: SLF001 - the log reader's own table handle
-        deleted = delta.vacuum(retention_hours=max(0, int(retention_hours)), dry_run=dry_run,
-                               enforce_retention_duration=False)
-        # Files no version references (left by killed runs) go too, once older than the retention AND than
-        # ORPHAN_MIN_AGE_HOURS: a file younger than that may belong to a writer that has not committed yet.
-        deleted += delta.vacuum(retention_hours=max(int(retention_hours), ORPHAN_MIN_AGE_HOURS), dry_run=dry_run,
-                                enforce_retention_duration=False, full=True)
-    return {"deleted": sorted(set(deleted)), "broken_pins": broken}
+        deleted = delta.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False,
+                               keep_versions=keep)
+        deleted += delta.vacuum(retention_hours=max(hours, ORPHAN_MIN_AGE_HOURS), dry_run=dry_run,
+                                enforce_retention_duration=False, full=True, keep_versions=keep)
+    return {"deleted": sorted(set(deleted)), "kept_pins": [] if force else exposed,
+            "broken_pins": exposed if force else []}
