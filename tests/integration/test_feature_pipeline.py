@@ -135,6 +135,34 @@ def test_late_rows_recompute_only_their_windows(first_run, spark, store, setting
     assert store.history("flights/aircraft_legs")[0]["fti.days"] == "2013-01-02..2013-01-02"
 
 
+def test_late_rows_keep_history_for_bitemporal_reads(first_run, spark, store, settings):
+    """After the late flight above: rows whose values did not change keep their ingested_at (they used to be
+    re-stamped); the replaced UA row of Jan 2 stays readable in the group's history table, so a bi-temporal
+    read at a time before the revision gives what was known then, for training and for scoring alike."""
+    from fti.features.pipeline import history_table
+    from fti.store.feature_store import FeatureStore, FeatureView, ViewGroup
+
+    rows = {(r.carrier, r.day): r for r in store.read("flights/carrier_delay").collect()}
+    assert rows[("AA", dt.date(2013, 1, 2))].ingested_at == dt.datetime(2013, 1, 4, 5)  # unchanged: kept
+    assert rows[("UA", dt.date(2013, 1, 2))].ingested_at == dt.datetime(2013, 1, 6, 5)  # revised
+    history = store.read(history_table("flights/carrier_delay")).where("carrier = 'UA' and day = '2013-01-02'")
+    old = history.collect()
+    assert len(old) == 1 and old[0].flights_7d == 4 and old[0].ingested_at == dt.datetime(2013, 1, 4, 5)
+    assert old[0].replaced_at == dt.datetime(2013, 1, 6, 5)
+    view = FeatureView(name="late_check", spine_table="", spine_keys=["carrier"], spine_time="prediction_time",
+                       label="delayed", spine_features=[],
+                       groups=[ViewGroup("carrier_delay", "flights/carrier_delay", {"carrier": "carrier"},
+                                         {"flights_7d": "flights_7d"}, None)])
+    known_then = dt.datetime(2013, 1, 5, 0, tzinfo=UTC)  # after the first run stored Jan 2, before the revision
+    spine = spark.createDataFrame([("UA", known_then, 1)], "carrier string, prediction_time timestamp, delayed int")
+    fs = FeatureStore(store, settings)
+    training = fs.get_training_set(spine, view, bitemporal=True)
+    assert [r.flights_7d for r in training.df.collect()] == [4]
+    assert training.manifest["features"][0]["history"]["table"] == "flights/history/carrier_delay"
+    scoring = fs.get_batch_features(view, as_of=known_then, population_df=spine.select("carrier"), bitemporal=True)
+    assert [r.flights_7d for r in scoring.collect()] == [4]
+
+
 def test_backfill_equals_incremental(first_run, store, settings):
     cols = ["carrier", "day", "event_time", "dep_delay_rate_7d", "flights_7d", "mean_dep_delay_28d"]
     before = store.read("flights/carrier_delay").select(*cols)

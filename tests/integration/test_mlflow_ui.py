@@ -28,6 +28,7 @@ def test_model_page_shows_name_and_champion(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("ui_check")  # an earlier test's active experiment id belongs to another store
     x = np.random.default_rng(0).normal(size=(200, 3))
     booster = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(x, label=(x[:, 0] > 0)), 5)
     with mlflow.start_run():

@@ -377,6 +377,59 @@ def _affected_days(store: TableStore, table: str, source: str, found: SourceChan
     return {d + dt.timedelta(days=i) for d in found.touched_days(mark) for i in range(lookback)}
 
 
+def history_table(table: str) -> str:
+    """Where a feature group keeps the rows its recomputes replaced: ``flights/carrier_delay`` ->
+    ``flights/history/carrier_delay``."""
+    system, _, group = table.partition("/")
+    return f"{system}/history/{group}"
+
+
+def _keep_history(store: TableStore, name: str, keys: Sequence[str], out: DataFrame, affected: Sequence[dt.date], *,
+                  now: dt.datetime, run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+    """History is kept, not re-stamped: a recomputed row whose values did not change keeps its ``ingested_at``;
+    the rows a recompute changes or no longer produces move to the group's history table (one commit, made
+    BEFORE the group's own, with ``replaced_at``), so a bi-temporal read reproduces what was known at a time.
+
+    Returns:
+        The rows to write: ``out`` with the kept ``ingested_at`` of unchanged rows.
+    """
+    from pyspark.sql import functions as F
+
+    if not store.exists(name):
+        return out
+    existing = store.read(name).where(F.col("day").isin(list(affected)))
+    match = [*keys, "event_time"]
+    values = [c for c in out.columns if c != "ingested_at"]
+
+    def digest(df: DataFrame) -> Any:
+        cols = [F.col(f"`{c}`") if c in df.columns else F.lit(None).alias(c) for c in values]
+        return F.sha2(F.to_json(F.struct(*cols), {"ignoreNullFields": "false"}), 256)
+
+    old = existing.withColumn("_h", digest(existing))
+    if evolving:  # a new column changes every row: the window's old rows all become history
+        rows, replaced = out, old
+    else:
+        new = out.withColumn("_h", digest(out))
+        unchanged = old.select(*match, "_h", F.col("ingested_at").alias("_kept_at"))
+        rows = (new.join(unchanged, [*match, "_h"], "left")
+                .withColumn("ingested_at", F.coalesce(F.col("_kept_at"), F.col("ingested_at")))
+                .select(*out.columns))
+        replaced = old.join(new.select(*match, "_h"), [*match, "_h"], "left_anti")
+    replaced = replaced.drop("_h").withColumn("replaced_at", F.lit(now).cast("timestamp")).cache()
+    if replaced.limit(1).count():
+        from pyspark.sql.types import StructField, StructType, TimestampType
+
+        history = history_table(name)
+        schema = StructType([*store.schema(name).fields, StructField("replaced_at", TimestampType(), False)])
+        store.create_table(history, schema, kind="feature_history",
+                           description=f"Rows of {name} that later recomputes replaced (bi-temporal reads)")
+        store.append(history, replaced.select(*schema.fieldNames()).coalesce(1), run=run,
+                     txn=Txn(f"history:{name}", txn_version) if txn_version is not None else None,
+                     allow_new_columns=True)
+    replaced.unpersist()
+    return rows
+
+
 def _finish(group_out: DataFrame, *, keys: Sequence[str], schema: StructType, now: dt.datetime) -> DataFrame:
     """Add ``ingested_at``; keep one row per (keys, event_time) (the later day wins); the definition's
     column order and types (the definition is the contract, whatever the transform's arithmetic gives)."""
@@ -497,6 +550,8 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
                 out = group.transform({source: inputs}, now=now)
                 out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
                               schema=group.schema(dict(system.key_types)), now=now)
+                out = _keep_history(store, name, group.keys, out, affected, now=now, run=run_ctx,
+                                    txn_version=None if backfill else versions[source], evolving=evolving)
                 stat_cols = ["event_time", *group.feature_names]
             else:
                 name = _ensure_labels_table(store, system)

@@ -110,8 +110,9 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
         raise FtiError(f"no population at prediction time {as_of.isoformat()} in {view.spine_table}",
                        hint=f"prediction times are the starts of the daily batches in {settings.config.timezone}; "
                             "land and featurize the data of that day first")
+    # a bi-temporal model is scored as it was trained: only feature rows stored by the prediction time
     joined = fs.get_batch_features(view, as_of=as_of, population_df=population.drop(view.spine_time),
-                                   versions=versions)
+                                   versions=versions, bitemporal=bool(manifest.get("bitemporal")))
     group_cols = [c for g in view.groups for c in g.columns]
     no_features = F.lit(True)
     for c in group_cols:

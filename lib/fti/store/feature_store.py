@@ -124,7 +124,8 @@ class FeatureStore:
                            spine_features=list(cfg.spine.features), groups=groups)
 
     # ----------------------------------------------------------------------------- training sets
-    def _joins(self, view: FeatureView, versions: Mapping[str, int]) -> tuple[list[GroupJoin], list[dict[str, Any]]]:
+    def _joins(self, view: FeatureView, versions: Mapping[str, int], *,
+               bitemporal: bool = False) -> tuple[list[GroupJoin], list[dict[str, Any]]]:
         joins, entries = [], []
         for g in view.groups:
             if not self.store.exists(g.table):
@@ -132,6 +133,13 @@ class FeatureStore:
                                hint=f"run the feature pipeline: fti features --system {self.settings.system}")
             version = versions.get(g.group, self.store.version(g.table))
             rows = self.store.read(g.table, version=version)
+            history = None
+            if bitemporal:  # the rows recomputes replaced: what was known before each revision
+                history = self._history(g, versions)
+                if history is not None:
+                    old = self.store.read(history["table"], version=history["version"]).drop("replaced_at")
+                    rows = rows.unionByName(old.select(*[c for c in old.columns if c in rows.columns]),
+                                            allowMissingColumns=True)
             missing = [c for c in list(g.columns.values()) + list(g.keys.values()) if c not in rows.columns]
             if missing:
                 raise FtiError(f"feature group {g.group} (table {g.table} version {version}) has no column(s) "
@@ -141,8 +149,16 @@ class FeatureStore:
                                    dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time))
             entries.append({"group": g.group, "table": g.table, "version": version,
                             "keys": g.keys, "event_time": g.event_time, "ttl_seconds": g.ttl_seconds,
-                            "columns": g.columns})
+                            "columns": g.columns, **({"history": history} if history else {})})
         return joins, entries
+
+    def _history(self, group: ViewGroup, versions: Mapping[str, int]) -> dict[str, Any] | None:
+        """The group's history table and the version to read (``versions["<group>/history"]``, else latest)."""
+        system, _, name = group.table.partition("/")
+        table = f"{system}/history/{name}"
+        if not self.store.exists(table):
+            return None
+        return {"table": table, "version": versions.get(f"{group.group}/history", self.store.version(table))}
 
     def get_training_set(self, spine_df: DataFrame | None, feature_view: str | FeatureView | None = None, *,
                          versions: Mapping[str, int] | None = None, bitemporal: bool = False,
@@ -188,7 +204,7 @@ class FeatureStore:
         keep = list(dict.fromkeys(view.spine_keys + [view.spine_time, view.label] + view.spine_features +
                                   [k for g in view.groups for k in g.keys]))
         spine = spine.where(cond).select(*keep)
-        joins, entries = self._joins(view, versions)
+        joins, entries = self._joins(view, versions, bitemporal=bitemporal)
         pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal)
         manifest = {
             "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
@@ -244,7 +260,8 @@ class FeatureStore:
         view = FeatureView(name=manifest["feature_view"], spine_table=spine["table"], spine_keys=spine["keys"],
                            spine_time=spine["event_time"], label=spine["label"],
                            spine_features=spine["feature_columns"], groups=groups)
-        versions = {"spine": spine["version"], **{e["group"]: e["version"] for e in manifest["features"]}}
+        versions = {"spine": spine["version"], **{e["group"]: e["version"] for e in manifest["features"]},
+                    **{f"{e['group']}/history": e["history"]["version"] for e in manifest["features"] if e.get("history")}}
         flt = spine.get("filter") or {}
         rebuilt = self.get_training_set(
             None, view, versions=versions, bitemporal=manifest.get("bitemporal", False),
@@ -262,7 +279,7 @@ class FeatureStore:
     # ----------------------------------------------------------------------------- serving reads
     def get_batch_features(self, feature_view: str | FeatureView | None = None, *, as_of: dt.datetime,
                            population_df: DataFrame | None = None, versions: Mapping[str, int] | None = None,
-                           spine_table: str | None = None) -> DataFrame:
+                           spine_table: str | None = None, bitemporal: bool = False) -> DataFrame:
         """Features of a population at prediction time ``as_of``, with the same join as training.
 
         Args:
@@ -272,6 +289,7 @@ class FeatureStore:
                 prediction time is ``as_of`` (every one, labelled or not).
             versions: Group -> Delta version (default: latest).
             spine_table: Read the population from this table instead of the view's.
+            bitemporal: Only feature rows stored by ``as_of`` (what a bi-temporal model was trained on).
 
         Returns:
             Population rows with the view's features.
@@ -285,8 +303,8 @@ class FeatureStore:
                 F.col(view.spine_time) == F.lit(as_of).cast("timestamp"))
         else:
             population_df = population_df.withColumn(view.spine_time, F.lit(as_of).cast("timestamp"))
-        joins, _ = self._joins(view, dict(versions or {}))
-        return point_in_time_join(population_df, joins, spine_time=view.spine_time).frame
+        joins, _ = self._joins(view, dict(versions or {}), bitemporal=bitemporal)
+        return point_in_time_join(population_df, joins, spine_time=view.spine_time, bitemporal=bitemporal).frame
 
     def get_latest_features(self, group: str, keys: Sequence[Mapping[str, Any]] | DataFrame) -> DataFrame:
         """The newest row of a feature group for each given key."""

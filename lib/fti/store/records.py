@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring", "deletions")
+KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring", "deletions",
+         "feature_history")
 WATERMARK_PREFIX = "fti.watermark:"
 WriteMode = Literal["append", "overwrite", "replace"]
 

@@ -223,6 +223,8 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
                 f"{PIN_TAG}{out['table']}": str(out["version"])}
         for entry in manifest["features"]:
             tags[f"{PIN_TAG}{entry['table']}"] = str(entry["version"])
+            if entry.get("history"):  # a bi-temporal set also read the rows recomputes replaced
+                tags[f"{PIN_TAG}{entry['history']['table']}"] = str(entry["history"]["version"])
         for key, value in tags.items():
             mlflow_client.set_model_version_tag(cfg.model_name, str(version), key, value)
         decision = gate(mlflow_client, cfg.model_name, version, new_auc=m_test["auc"], test=test, label=label,
