@@ -41,6 +41,14 @@ class DeltaConfig(StrictModel):
     catalog: str | None = None  # where notebooks register tables by name (null: the session's current catalog)
 
 
+class PitConfig(StrictModel):
+    """The point-in-time join: ``cogroup`` (one shuffle per key set, a vectorized as-of merge per hash bucket)
+    or ``window`` (the pure-JVM fallback); ``bucket_rows`` sizes the buckets (the memory of one merge call)."""
+
+    algorithm: Literal["cogroup", "window"] = "cogroup"
+    bucket_rows: int = Field(1_000_000, ge=1000)
+
+
 class SparkConfig(StrictModel):
     """How the Spark session is built when fti builds it (never under spark-submit or a notebook)."""
 
@@ -177,6 +185,7 @@ class SystemConfig(StrictModel):
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    pit: PitConfig = Field(default_factory=PitConfig)
     feature_views: dict[str, FeatureViewConfig] = Field(default_factory=dict)
     training: TrainingConfig | None = None
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)

@@ -1,4 +1,5 @@
-"""The point-in-time join: edge cases on hand-written rows, and a property test against pandas merge_asof."""
+"""The point-in-time join, BOTH algorithms (the co-grouped Arrow merge and the window fallback): edge cases on
+hand-written rows, and a property test against pandas merge_asof."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def spine_df(spark, rows):
     return spark.createDataFrame(rows, "id int, k string, t timestamp")
 
 
+@pytest.fixture(params=["cogroup", "window"])
+def algorithm(request):
+    return request.param
+
+
 def join(spine, groups, **kw):
     return point_in_time_join(spine, groups, spine_time="t", **kw)
 
@@ -39,10 +45,11 @@ def group_rows(spark):
     ])
 
 
-def test_edges_equal_time_null_kept_microsecond_after_missing_entity_duplicates(spark, group_rows):
+def test_edges_equal_time_null_kept_microsecond_after_missing_entity_duplicates(algorithm, spark, group_rows):
     spine = spine_df(spark, [(1, "a", T0), (2, "a", T0 - US), (3, "b", T0), (4, "zz", T0), (5, "a", T0),
                              (6, None, T0)])
-    got = join(spine, [GroupJoin("g", group_rows, {"k": "k"}, {"v": "v", "w": "w"})]).frame
+    got = join(spine, [GroupJoin("g", group_rows, {"k": "k"}, {"v": "v", "w": "w"})],
+               algorithm=algorithm).frame
     expected = spark.createDataFrame([
         (1, "a", T0, 2.0, None),     # equal timestamps included; w null is NOT filled from the older row
         (2, "a", T0 - US, 1.0, 10.0),
@@ -54,9 +61,10 @@ def test_edges_equal_time_null_kept_microsecond_after_missing_entity_duplicates(
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_ttl_edge_is_inclusive(spark, group_rows):
+def test_ttl_edge_is_inclusive(algorithm, spark, group_rows):
     spine = spine_df(spark, [(1, "b", T0), (2, "b", T0 + US), (3, "a", T0 - US)])
-    res = join(spine, [GroupJoin("g", group_rows, {"k": "k"}, {"v": "v"}, ttl=dt.timedelta(hours=48))])
+    res = join(spine, [GroupJoin("g", group_rows, {"k": "k"}, {"v": "v"}, ttl=dt.timedelta(hours=48))],
+               algorithm=algorithm)
     got = res.frame
     expected = spark.createDataFrame([(1, "b", T0, 4.0), (2, "b", T0 + US, None), (3, "a", T0 - US, 1.0)],
                                      "id int, k string, t timestamp, v double")
@@ -66,33 +74,33 @@ def test_ttl_edge_is_inclusive(spark, group_rows):
     assert report["max_age_s"] == 48 * 3600
 
 
-def test_bitemporal_cutoff_excludes_late_rows(spark):
+def test_bitemporal_cutoff_excludes_late_rows(algorithm, spark):
     rows = feats(spark, [("a", T0 - 3 * H, T0 - 3 * H, 1.0, None),
                          ("a", T0 - 1 * H, T0 + 5 * H, 2.0, None)])  # true before T0, stored after it
     spine = spine_df(spark, [(1, "a", T0), (2, "a", T0 + 6 * H)])
-    plain = join(spine, [GroupJoin("g", rows, {"k": "k"}, {"v": "v"})]).frame
+    plain = join(spine, [GroupJoin("g", rows, {"k": "k"}, {"v": "v"})], algorithm=algorithm).frame
     assert {r.id: r.v for r in plain.collect()} == {1: 2.0, 2: 2.0}
-    res = join(spine, [GroupJoin("g", rows, {"k": "k"}, {"v": "v"})], bitemporal=True)
+    res = join(spine, [GroupJoin("g", rows, {"k": "k"}, {"v": "v"})], algorithm=algorithm, bitemporal=True)
     assert {r.id: r.v for r in res.frame.collect()} == {1: 1.0, 2: 2.0}
     assert res.report()["g"]["bitemporal_excluded"] == 1
 
 
-def test_multiple_groups_with_different_keys_and_collision(spark):
+def test_multiple_groups_with_different_keys_and_collision(algorithm, spark):
     spine = spark.createDataFrame([(1, "UA", "EWR", "ORD", T0)], "id int, carrier string, origin string, dest string, t timestamp")
     carrier = spark.createDataFrame([("UA", T0 - H, T0 - H, 0.2)], "carrier string, event_time timestamp, ingested_at timestamp, rate double")
     route = spark.createDataFrame([("EWR", "ORD", T0 - 2 * H, T0 - 2 * H, 0.5)],
                                   "o string, d string, event_time timestamp, ingested_at timestamp, rate double")
     groups = [GroupJoin("carrier", carrier, {"carrier": "carrier"}, {"carrier_rate": "rate"}),
               GroupJoin("route", route, {"origin": "o", "dest": "d"}, {"route_rate": "rate"})]
-    got = join(spine, groups).frame.select("id", "carrier_rate", "route_rate").collect()
+    got = join(spine, groups, algorithm=algorithm).frame.select("id", "carrier_rate", "route_rate").collect()
     assert [tuple(r) for r in got] == [(1, 0.2, 0.5)]
     clash = [GroupJoin("carrier", carrier, {"carrier": "carrier"}, {"rate": "rate"}),
              GroupJoin("route", route, {"origin": "o", "dest": "d"}, {"rate": "rate"})]
     with pytest.raises(FtiError, match="output column 'rate' of group route collides with group carrier"):
-        join(spine, clash)
+        join(spine, clash, algorithm=algorithm)
 
 
-def test_hot_entity_spread_over_buckets(spark):
+def test_hot_entity_spread_over_buckets(algorithm, spark):
     """One entity holds most rows; the answer stays exact across bucket boundaries."""
     n = 20000
     base = dt.datetime(2013, 1, 1)
@@ -101,7 +109,8 @@ def test_hot_entity_spread_over_buckets(spark):
     group = feats(spark, rows)
     times = [base + dt.timedelta(minutes=37 * i + 1) for i in range(0, n, 997)] + [base - US]
     spine = spine_df(spark, [(i, "hot", t) for i, t in enumerate(times)] + [(99999, "cold", base + H)])
-    got = join(spine, [GroupJoin("g", group, {"k": "k"}, {"v": "v"})], bucket=dt.timedelta(days=2)).frame
+    got = join(spine, [GroupJoin("g", group, {"k": "k"}, {"v": "v"})], algorithm=algorithm,
+               bucket=dt.timedelta(days=2)).frame
     result = {r.id: r.v for r in got.collect()}
     expected = {i: float(i * 997) for i in range(len(times) - 1)}
     expected[len(times) - 1] = None
@@ -110,7 +119,7 @@ def test_hot_entity_spread_over_buckets(spark):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_property_equals_pandas_merge_asof(spark, seed):
+def test_property_equals_pandas_merge_asof(algorithm, spark, seed):
     rng = np.random.default_rng(seed)
     n_ent, n_spine, n_feat = 300, 3000, 4000
     grid = pd.Timestamp("2013-01-01") + pd.to_timedelta(rng.integers(0, 2000, 12_000) * 15, unit="min")
@@ -141,7 +150,7 @@ def test_property_equals_pandas_merge_asof(spark, seed):
     s_g2 = to_spark(g2, "r string, event_time timestamp, ingested_at timestamp, x double")
     got = point_in_time_join(s_spine, [GroupJoin("g1", s_g1, {"e": "e"}, {"v": "v"}),
                                        GroupJoin("g2", s_g2, {"r": "r"}, {"x": "x"}, ttl=ttl.to_pytimedelta())],
-                             spine_time="t", bucket=dt.timedelta(days=3)).frame.toPandas()
+                             spine_time="t", bucket=dt.timedelta(days=3), algorithm=algorithm).frame.toPandas()
 
     ref = sp.sort_values("t")
     ref = pd.merge_asof(ref, g1.sort_values("event_time")[["e", "event_time", "v"]], left_on="t",

@@ -152,6 +152,14 @@ class FeatureStore:
                             "columns": g.columns, **({"history": history} if history else {})})
         return joins, entries
 
+    def _pit_options(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The configured algorithm, and enough hash buckets that one merge call holds about
+        ``pit.bucket_rows`` feature rows (row counts from the Delta log: no Spark job)."""
+        cfg = self.settings.config.pit
+        rows = sum(self.store.row_count(e["table"], version=e["version"]) for e in entries)
+        partitions = int(self.spark.conf.get("spark.sql.shuffle.partitions"))
+        return {"algorithm": cfg.algorithm, "buckets": max(partitions, -(-rows // cfg.bucket_rows))}
+
     def _history(self, group: ViewGroup, versions: Mapping[str, int]) -> dict[str, Any] | None:
         """The group's history table and the version to read (``versions["<group>/history"]``, else latest)."""
         system, _, name = group.table.partition("/")
@@ -205,7 +213,7 @@ class FeatureStore:
                                   [k for g in view.groups for k in g.keys]))
         spine = spine.where(cond).select(*keep)
         joins, entries = self._joins(view, versions, bitemporal=bitemporal)
-        pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal)
+        pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal, **self._pit_options(entries))
         manifest = {
             "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
             "feature_view": view.name,
@@ -303,8 +311,9 @@ class FeatureStore:
                 F.col(view.spine_time) == F.lit(as_of).cast("timestamp"))
         else:
             population_df = population_df.withColumn(view.spine_time, F.lit(as_of).cast("timestamp"))
-        joins, _ = self._joins(view, dict(versions or {}), bitemporal=bitemporal)
-        return point_in_time_join(population_df, joins, spine_time=view.spine_time, bitemporal=bitemporal).frame
+        joins, entries = self._joins(view, dict(versions or {}), bitemporal=bitemporal)
+        return point_in_time_join(population_df, joins, spine_time=view.spine_time, bitemporal=bitemporal,
+                                  **self._pit_options(entries)).frame
 
     def get_latest_features(self, group: str, keys: Sequence[Mapping[str, Any]] | DataFrame) -> DataFrame:
         """The newest row of a feature group for each given key."""

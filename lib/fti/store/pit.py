@@ -125,6 +125,7 @@ def _asof_struct(spine: DataFrame, join: GroupJoin, spine_time: str, *, bitempor
 
 
 def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_time: str, bitemporal: bool = False,
+                       algorithm: str = "cogroup", buckets: int | None = None,
                        bucket: dt.timedelta = dt.timedelta(days=7)) -> PitResult:
     """Join the feature groups onto the spine as of each spine row's time.
 
@@ -134,7 +135,10 @@ def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_ti
         joins: Feature groups with their key and column mappings and TTLs.
         spine_time: The spine's time column (the prediction time).
         bitemporal: Only rows with ``ingested_at <= spine time`` are candidates.
-        bucket: Time-bucket length for splitting an entity's timeline over tasks.
+        algorithm: ``cogroup`` (default: one shuffle per key set, a vectorized merge per hash bucket) or
+            ``window`` (the pure-JVM union + running-max fallback).
+        buckets: Hash buckets of the co-grouped join (default: the session's shuffle partitions).
+        bucket: Time-bucket length of the window join (an entity's timeline split over tasks).
 
     Returns:
         The joined rows (exactly one per spine row) with the report's helper columns.
@@ -158,6 +162,16 @@ def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_ti
                     hint="give the group a prefix in the feature view (prefix: carrier_)",
                 )
             taken[out] = f"group {next(j.name for j in joins if out in j.columns)}"
+    if algorithm == "cogroup":
+        result = spine
+        for keys, indices in _key_sets(joins):
+            result = _cogroup_pass(result, joins, indices, keys, spine_time=spine_time, bitemporal=bitemporal,
+                                   buckets=buckets or int(spine.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+        helpers = [f"_{h}{i}" for i in range(len(joins)) for h in ("m", "age", "ttlx", "btx")]
+        return PitResult(joined=result, groups=[j.name for j in joins], spine_time=spine_time,
+                         bitemporal=bitemporal, helper_columns=helpers)
+    if algorithm != "window":
+        raise ValueError(f"pit algorithm must be cogroup or window, not {algorithm!r}")
     with_id = spine.withColumn("_sid", F.monotonically_increasing_id())
     time_us = F.unix_micros(F.col(f"`{spine_time}`"))
     result = with_id
@@ -211,3 +225,58 @@ def leaky_same_day_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_t
         cond = [out[s] == picked[f"_lk_{g}"] for s, g in join.keys.items()] + [out[day_column] == picked["_lk_day"]]
         out = out.join(picked, cond, "left").drop(*[c for c in picked.columns if c.startswith("_lk_")])
     return out
+
+
+def _key_sets(joins: Sequence[GroupJoin]) -> list[tuple[tuple[str, ...], list[int]]]:
+    """Groups by the spine columns they join on (in first-seen order): one co-grouped pass per key set."""
+    sets: dict[tuple[str, ...], list[int]] = {}
+    for i, join in enumerate(joins):
+        sets.setdefault(tuple(sorted(join.keys)), []).append(i)
+    return list(sets.items())
+
+
+def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequence[int], keys: Sequence[str], *,
+                  spine_time: str, bitemporal: bool, buckets: int) -> DataFrame:
+    """One shuffle for a key set: spine and the groups' rows hash-bucketed alike, merged per bucket in Arrow."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, DoubleType, StructField, StructType
+
+    from fti.store.asof import asof_merge
+
+    knames = [f"_k{j}" for j in range(len(keys))]
+    key_types = {k: spine.schema[k].dataType for k in keys}
+    feats = None
+    specs = []
+    out_fields = [f for f in spine.schema.fields]
+    for gi in indices:
+        join = joins[gi]
+        cols = {f"_c{gi}_{j}": src for j, src in enumerate(join.columns.values())}
+        rows = join.rows.select(*[F.col(f"`{join.keys[k]}`").cast(key_types[k]).alias(kn) for k, kn in zip(keys, knames)],
+                                F.col(f"`{join.event_time}`").alias("_et"), F.col("ingested_at").alias("_ia"),
+                                *[F.col(f"`{src}`").alias(c) for c, src in cols.items()], F.lit(gi).alias("_g"))
+        feats = rows if feats is None else feats.unionByName(rows, allowMissingColumns=True)
+        specs.append({"g": gi, "columns": dict(zip(join.columns, cols)),
+                      "ttl": None if join.ttl is None else int(join.ttl.total_seconds() * 1_000_000)})
+        for out, c in zip(join.columns, cols):
+            out_fields.append(StructField(out, rows.schema[c].dataType, True))
+        out_fields += [StructField(f"_m{gi}", BooleanType(), False), StructField(f"_age{gi}", DoubleType(), True),
+                       StructField(f"_ttlx{gi}", BooleanType(), False), StructField(f"_btx{gi}", BooleanType(), False)]
+    bucket = F.pmod(F.hash(*[F.col(f"`{k}`") for k in keys]), F.lit(buckets))
+    left = spine.withColumn("_b", bucket)
+    right = feats.withColumn("_b", F.pmod(F.hash(*[F.col(k) for k in knames]), F.lit(buckets)))
+    schema = StructType(out_fields)
+    spine_cols = spine.columns
+
+    def merge(spine_rows, feature_rows):  # runs on the executors, once per bucket
+        import pyarrow.compute as pc
+
+        out = spine_rows.select(spine_cols)
+        for spec in specs:
+            group_rows = feature_rows.filter(pc.equal(feature_rows.column("_g"), spec["g"])) \
+                if feature_rows.num_rows else feature_rows
+            out = asof_merge(out, group_rows, spine_keys=list(keys), feature_keys=knames, spine_time=spine_time,
+                             event_time="_et", ingested_at="_ia", columns=spec["columns"],
+                             ttl_micros=spec["ttl"], bitemporal=bitemporal, report_index=spec["g"])
+        return out
+
+    return left.groupBy("_b").cogroup(right.groupBy("_b")).applyInArrow(merge, schema=schema)
