@@ -22,8 +22,8 @@ from fti.registry import ModelRef, client, manifest_of_model
 settings, spark, store = open_session(dbutils.widgets.get("system"), home=dbutils.widgets.get("home"))
 model_name = settings.config.training.model_name
 manifest = manifest_of_model(settings, ModelRef(model_name, alias="champion"))
-features = manifest["spine"]["feature_columns"] + [c for g in manifest["features"] for c in g["columns"]]
-frame = store.read(manifest["output"]["table"]).select(*features, manifest["spine"]["label"]).toPandas()
+features = manifest.feature_columns
+frame = store.read(manifest.output.table).select(*features, manifest.spine.label).toPandas()
 
 # COMMAND ----------
 

@@ -10,7 +10,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from fti.store.training_set import manifest_path
+from fti.store.manifest import TrainingSetManifest
 
 if TYPE_CHECKING:
     from fti.config import Settings
@@ -101,7 +101,7 @@ def build_catalog(settings: Settings, store: DeltaLog, *, now: dt.datetime | Non
         })
         if info.kind == "training_set":
             # a build killed between its commit and its manifest leaves a set that nothing can pin
-            tables[-1]["incomplete"] = not manifest_path(store.home, name).exists()
+            tables[-1]["incomplete"] = not TrainingSetManifest.path_of(store.home, name).exists()
         if info.kind == "feature_group":
             entry = feature_group_entry(store, name, now=now)
             if entry:

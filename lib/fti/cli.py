@@ -238,10 +238,10 @@ def cmd_training_set(args: argparse.Namespace) -> int:
                                  start=parse_day(args.start, option="--start") if args.start else None,
                                  end=parse_day(args.end, option="--end") if args.end else None)
         ts = fs.materialize(ts)
-        out = ts.manifest["output"]
-        print(f"training set {out['table']} (version {out['version']}): {out['rows']} rows, "
-              f"{len(ts.feature_columns)} features\nsha256 {out['sha256']}\nmanifest {ts.manifest_file}\n")
-        _print_leakage(ts.manifest["leakage_report"])
+        out = ts.manifest.output
+        print(f"training set {out.table} (version {out.version}): {out.rows} rows, "
+              f"{len(ts.feature_columns)} features\nsha256 {out.sha256}\nmanifest {ts.manifest_file}\n")
+        _print_leakage(ts.manifest.leakage_report)
         return 0
     if bool(args.manifest) == bool(args.model):
         raise FtiError("fti training-set rebuild needs --manifest PATH or --model NAME@alias|NAME/VERSION")
@@ -250,9 +250,9 @@ def cmd_training_set(args: argparse.Namespace) -> int:
 
         manifest = manifest_of_model(settings, ModelRef.parse(args.model))
     else:
-        from fti.store.training_set import read_manifest
+        from fti.store.manifest import TrainingSetManifest
 
-        manifest = read_manifest(args.manifest)
+        manifest = TrainingSetManifest.read(args.manifest)
     result = fs.rebuild(manifest)
     verdict = "MATCHES" if result["matches"] else "DIFFERS"
     print(f"rebuilt {result['table']}: {result['rows']} rows\nexpected {result['expected']}\n"

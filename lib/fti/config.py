@@ -43,7 +43,8 @@ class DeltaConfig(StrictModel):
 
 class PitConfig(StrictModel):
     """The point-in-time join: ``cogroup`` (one shuffle per key set, a vectorized as-of merge per hash bucket)
-    or ``window`` (the pure-JVM fallback); ``bucket_rows`` sizes the buckets (the memory of one merge call)."""
+    or ``window`` (the pure-JVM fallback); ``bucket_rows`` sizes the buckets (the memory of one merge call), and a
+    key with more feature rows than that is split by time into ranges of about that size (a hot entity)."""
 
     algorithm: Literal["cogroup", "window"] = "cogroup"
     bucket_rows: int = Field(1_000_000, ge=1000)

@@ -100,6 +100,6 @@ def _model_for_current_inputs(store: TableStore, settings: Settings) -> int | No
     if ts is None or not mlflow_store_exists(settings):
         return None
     for mv in client(settings).search_model_versions(f"name='{cfg.model_name}'"):
-        if (mv.tags or {}).get(MANIFEST_TAG) == ts.manifest["output"]["table"]:
+        if (mv.tags or {}).get(MANIFEST_TAG) == ts.manifest.output.table:
             return int(mv.version)
     return None

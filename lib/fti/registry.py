@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from fti.config import Settings
+    from fti.store.manifest import TrainingSetManifest
 
 PIN_TAG = "fti.pin."
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
@@ -122,12 +123,12 @@ def resolve_version(settings: Settings, ref: ModelRef) -> Any:
             from None
 
 
-def manifest_of_model(settings: Settings, ref: ModelRef) -> dict:
+def manifest_of_model(settings: Settings, ref: ModelRef) -> TrainingSetManifest:
     """The training-set manifest of a registered model version (its path is tagged on the version)."""
-    from fti.store.training_set import manifest_path, read_manifest
+    from fti.store.manifest import TrainingSetManifest
 
     mv = resolve_version(settings, ref)
     table = (mv.tags or {}).get(MANIFEST_TAG)
     if not table:
         raise FtiError(f"model {ref} (version {mv.version}) has no {MANIFEST_TAG} tag: it was not trained by fti")
-    return read_manifest(manifest_path(settings.home, table))
+    return TrainingSetManifest.read(TrainingSetManifest.path_of(settings.home, table))

@@ -158,7 +158,7 @@ def test_late_rows_keep_history_for_bitemporal_reads(first_run, spark, store, se
     fs = FeatureStore(store, settings)
     training = fs.get_training_set(spine, view, bitemporal=True)
     assert [r.flights_7d for r in training.df.collect()] == [4]
-    assert training.manifest["features"][0]["history"]["table"] == "flights/history/carrier_delay"
+    assert training.manifest.groups[0].history_table == "flights/history/carrier_delay"
     scoring = fs.get_batch_features(view, as_of=known_then, population_df=spine.select("carrier"), bitemporal=True)
     assert [r.flights_7d for r in scoring.collect()] == [4]
 

@@ -147,7 +147,7 @@ def test_lineage_columns_match_registry_and_delta(trained, scored):
 def test_predictions_equal_pyfunc_and_no_training_serving_skew(trained, scored, settings):
     import mlflow
 
-    from fti.inference.pipeline import view_of_manifest
+    from fti.store.feature_store import view_of_manifest
     from fti.registry import ModelRef, manifest_of_model
     from fti.store.feature_store import FeatureStore
 
@@ -174,7 +174,7 @@ def test_incompatible_feature_group_is_refused(trained, settings):
     import dataclasses
 
     from fti.errors import FtiError
-    from fti.inference.pipeline import view_of_manifest
+    from fti.store.feature_store import view_of_manifest
     from fti.registry import ModelRef, manifest_of_model
     from fti.store.feature_store import FeatureStore
 

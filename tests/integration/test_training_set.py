@@ -43,7 +43,7 @@ def built(syn):
 
 def test_manifest_fields(built, syn, home):
     store, _ = syn
-    m = built.manifest
+    m = built.manifest.to_json()
     assert m["feature_view"] == "purchase_v1"
     assert m["spine"] == {"table": "synthetic/labels", "version": store.version("synthetic/labels"),
                           "keys": ["entity_id"], "event_time": "prediction_time", "label": "purchased",
@@ -74,8 +74,8 @@ def test_training_set_is_reused_only_for_the_same_view_definition(syn, built, sy
     store, fs = syn
     window = (dt.date(2024, 1, 8), dt.date(2024, 2, 5))
     reused = _reusable(store, fs, "purchase_v1", *window)
-    assert reused is not None and reused.manifest["output"]["table"] == built.manifest["output"]["table"]
-    assert built.manifest["view_hash"] == fs.feature_view("purchase_v1").definition_hash()
+    assert reused is not None and reused.manifest.output.table == built.manifest.output.table
+    assert built.manifest.view_hash == fs.feature_view("purchase_v1").definition_hash()
 
     def with_first_group(**change):
         views = dict(syn_settings.config.feature_views)
@@ -107,7 +107,7 @@ def test_leakage_canary_pit_vs_same_day_join(built, syn):
 
 def test_rebuild_after_more_writes_and_vacuum_gives_same_hash(built, syn, spark, syn_settings):
     store, fs = syn
-    m = built.manifest
+    m = built.manifest.to_json()
     ingest(spark, store, syn_settings, through=dt.date(2024, 2, 11), batch="week", entities=400)
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 12, tzinfo=UTC))
     # a late backfill rewrites days the training set read
@@ -117,7 +117,7 @@ def test_rebuild_after_more_writes_and_vacuum_gives_same_hash(built, syn, spark,
     for table in ("synthetic/activity", "synthetic/canary"):
         result = store.vacuum(table, retention_hours=0, pins=pins)  # deletes all but the pinned versions' files
         assert [p.owner for p in result["kept_pins"]] == ["models:/test/1"], table
-    result = fs.rebuild(m)
+    result = fs.rebuild(built.manifest)
     assert result["matches"], result
     assert result["rows"] == m["output"]["rows"]
 
@@ -125,7 +125,7 @@ def test_rebuild_after_more_writes_and_vacuum_gives_same_hash(built, syn, spark,
 def test_bitemporal_build_and_batch_features(syn):
     store, fs = syn
     ts = fs.get_training_set(None, "purchase_v1", bitemporal=True, start=dt.date(2024, 1, 8), end=dt.date(2024, 1, 15))
-    assert ts.manifest["bitemporal"] is True
+    assert ts.manifest.bitemporal is True
     as_of = dt.datetime(2024, 1, 20, tzinfo=UTC)
     batch = fs.get_batch_features("purchase_v1", as_of=as_of)
     train_rows = fs.get_training_set(None, "purchase_v1", start=dt.date(2024, 1, 20), end=dt.date(2024, 1, 21),

@@ -76,7 +76,7 @@ def test_feature_run_while_a_training_set_build_reads(spark, featured_home, tmp_
     assert feature_run.returncode == 0, feature_run.explain()
     after = {t: store.version(t) for t in FEATURE_TABLES}
     assert all(after[t] == before[t] + 1 for t in FEATURE_TABLES), (before, after)
-    pinned = {e["group"]: e["version"] for e in built.manifest["features"]}
+    pinned = {g.group: g.version for g in built.manifest.groups}
     assert set(pinned.values()) <= {1, 2}
     # what was built is exactly what its pinned versions give, whichever versions it saw
     rebuilt = fs.rebuild(built.manifest)
@@ -96,7 +96,7 @@ def test_vacuum_while_a_rebuild_reads_a_pinned_version(spark, trained_home, tmp_
     settings = settings_for(home)
     store = store_for(spark, home)
     manifest = manifest_of_model(settings, ModelRef.parse("synthetic_purchase@champion"))
-    pinned = {e["table"]: e["version"] for e in manifest["features"]}
+    pinned = {g.table: g.version for g in manifest.groups}
     # two backfills of every day of activity: the pinned version's files are removed ones, and so are those
     # of the version between (which no model pins: vacuum deletes them)
     from fti.features import pipeline

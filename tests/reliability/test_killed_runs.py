@@ -81,7 +81,7 @@ def test_training_set_build_killed_then_rebuild_equals_clean(spark, featured_hom
 
     from fti.catalog import build_catalog
     from fti.store.feature_store import FeatureStore
-    from fti.store.training_set import manifest_path
+    from fti.store.manifest import TrainingSetManifest
 
     points = ("before_files", "after_files", "after_commit")
     homes = {point: copy_home(featured_home, tmp_path / point) for point in points}
@@ -94,12 +94,12 @@ def test_training_set_build_killed_then_rebuild_equals_clean(spark, featured_hom
         assert len(sets) == 1, sets  # the killed build's table: created, never given a manifest
         killed = sets[0]
         assert assert_valid(spark, home, killed) == (1 if point == "after_commit" else 0)
-        assert not manifest_path(store.home, killed).exists()
+        assert not TrainingSetManifest.path_of(store.home, killed).exists()
         for table in FEATURE_TABLES:
             assert _versions(spark, home, [table])[table] == _versions(spark, featured_home, [table])[table]
         fs = FeatureStore(store, settings_for(home))
         rebuilt = fs.materialize(fs.get_training_set(None, "purchase_v1"))
-        assert rebuilt.manifest["output"]["sha256"] == clean_set.manifest["output"]["sha256"], point
+        assert rebuilt.manifest.output.sha256 == clean_set.manifest.output.sha256, point
         assert_df_equality(rebuilt.df, clean_set.df, ignore_row_order=True, ignore_nullable=True)
         # the catalog tells the complete set from the killed one
         listed = {t["name"]: (t["kind"], t["incomplete"]) for t in build_catalog(settings_for(home), store)["tables"]

@@ -54,3 +54,36 @@ def test_connector_coordinates_and_jar_names():
     assert _artifact_of("parquet-hadoop-1.16.0") == "parquet-hadoop"
     assert _artifact_of("zstd-jni-1.5.7-3") == "zstd-jni"
     assert _artifact_of("delta-spark_4.2_2.13-4.4.0") == "delta-spark_4.2_2.13"
+
+
+def test_manifest_round_trip_and_older_manifests_load(tmp_path):
+    """The typed manifest writes the documented JSON and reads it back; a manifest written before the view
+    hash and history entries existed still loads."""
+    import json
+
+    from fti.store.manifest import GroupEntry, OutputEntry, SpineEntry, TrainingSetManifest
+
+    manifest = TrainingSetManifest(
+        name="flights_delay", feature_view="flights_delay_v1", system="flights",
+        spine=SpineEntry("flights/labels", 7, ["flight_id"], "prediction_time", "delayed", "2013-01-01", "2013-12-01",
+                         True, ["distance"]),
+        groups=[GroupEntry("carrier_delay", "flights/carrier_delay", 12, {"carrier": "carrier"},
+                           {"carrier_rate": "dep_delay_rate_7d"}, 604800, history_table="flights/history/carrier_delay",
+                           history_version=3)],
+        bitemporal=True, view_hash="abc", code_version="sha",
+    ).with_output(OutputEntry("flights/training_sets/flights_delay_v1/train-1", 0, 10, "f" * 64), {"x": {}})
+    path = manifest.write(tmp_path)
+    assert path == tmp_path / "flights/training_sets/flights_delay_v1/train-1.training_set.json"
+    data = json.loads(path.read_text())
+    assert data["spine"]["filter"] == {"start": "2013-01-01", "end": "2013-12-01", "require_label": True}
+    assert data["features"][0]["history"] == {"table": "flights/history/carrier_delay", "version": 3}
+    assert TrainingSetManifest.read(path) == manifest
+    assert manifest.versions() == {"spine": 7, "carrier_delay": 12, "carrier_delay/history": 3}
+    assert manifest.pins() == {"flights/labels": 7, "flights/carrier_delay": 12, "flights/history/carrier_delay": 3,
+                               "flights/training_sets/flights_delay_v1/train-1": 0}
+    assert manifest.feature_columns == ["distance", "carrier_rate"]
+    for key in ("view_hash", "system", "name"):
+        data.pop(key)
+    data["features"][0].pop("history")
+    old = TrainingSetManifest.from_json(data)
+    assert old.view_hash is None and old.system == "flights" and old.groups[0].history_table is None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fti.errors import FtiError
 from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
 from fti.store import DeltaLog, TableStore
+from fti.store.manifest import TrainingSetManifest
 
 if TYPE_CHECKING:
     from fti.config import Settings
@@ -27,21 +28,20 @@ def model_lineage(store: DeltaLog, settings: Settings, ref: ModelRef) -> dict[st
     """Model version -> training set -> spine and feature group versions -> raw table versions."""
     mv = resolve_version(settings, ref)
     manifest = manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))
-    spine = manifest["spine"]
+    spine, out = manifest.spine, manifest.output
     # the labels table names its raw sources in its properties (no import of the feature pipeline)
-    sources = json.loads(store.properties(spine["table"], version=spine["version"]).get("fti.sources", "[]")) \
-        if store.exists(spine["table"]) else []
+    sources = json.loads(store.properties(spine.table, version=spine.version).get("fti.sources", "[]")) \
+        if store.exists(spine.table) else []
     return {
         "model": {"name": ref.name, "version": int(mv.version), "aliases": list(getattr(mv, "aliases", []) or []),
                   "run_id": mv.run_id},
-        "training_set": {"table": manifest["output"]["table"], "version": manifest["output"]["version"],
-                         "rows": manifest["output"]["rows"], "sha256": manifest["output"]["sha256"],
-                         "manifest": f"{manifest['output']['table']}.training_set.json",
-                         "code_version": manifest.get("code_version")},
-        "spine": {"table": spine["table"], "version": spine["version"],
-                  "raw_versions": {f"{settings.system}/{s}": store.watermark(spine["table"], s, version=spine["version"])
+        "training_set": {"table": out.table, "version": out.version, "rows": out.rows, "sha256": out.sha256,
+                         "manifest": str(TrainingSetManifest.path_of(store.home, out.table).relative_to(store.home)),
+                         "code_version": manifest.code_version},
+        "spine": {"table": spine.table, "version": spine.version,
+                  "raw_versions": {f"{settings.system}/{s}": store.watermark(spine.table, s, version=spine.version)
                                    for s in sources}},
-        "feature_groups": {e["group"]: _group_chain(store, e["table"], e["version"]) for e in manifest["features"]},
+        "feature_groups": {g.group: _group_chain(store, g.table, g.version) for g in manifest.groups},
         "training_set_tag": (mv.tags or {}).get(MANIFEST_TAG),
     }
 

@@ -51,13 +51,13 @@ def _run_metrics(settings: Settings, store: TableStore, fs: FeatureStore, model:
     import xgboost
     from sklearn.metrics import roc_auc_score
 
-    from fti.inference.pipeline import view_of_manifest
+    from fti.store.feature_store import view_of_manifest
 
     cfg = settings.config.monitoring
     manifest = manifest_of_model(settings, ModelRef(model, version=version))
     view = view_of_manifest(manifest)
     features = view.feature_columns
-    train = store.read(manifest["output"]["table"], version=manifest["output"]["version"]).select(
+    train = store.read(manifest.output.table, version=manifest.output.version).select(
         *features).toPandas().astype("float64")
     population = store.read(view.spine_table).where(f"{view.spine_time} = timestamp'{as_of.strftime('%Y-%m-%d %H:%M:%S')}'")
     keep = list(dict.fromkeys(view.spine_keys + view.spine_features + [k for g in view.groups for k in g.keys]))

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from fti.errors import FtiError
 from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
 from fti.store import Match, RunContext, TableStore, new_run_id
-from fti.store.feature_store import FeatureStore, FeatureView, ViewGroup
+from fti.store.feature_store import FeatureStore, view_of_manifest
 from fti.timeutil import UTC
 
 if TYPE_CHECKING:
+    from fti.store.manifest import TrainingSetManifest
     from pyspark.sql import DataFrame
 
     from fti.config import Settings
@@ -52,18 +53,7 @@ def predictions_table(system: str) -> str:
     return f"{system}/predictions"
 
 
-def view_of_manifest(manifest: dict[str, Any]) -> FeatureView:
-    """The feature view a model was trained with, from its manifest."""
-    spine = manifest["spine"]
-    groups = [ViewGroup(group=e["group"], table=e["table"], keys=e["keys"], columns=e["columns"],
-                        ttl_seconds=e["ttl_seconds"], event_time=e.get("event_time", "event_time"))
-              for e in manifest["features"]]
-    return FeatureView(name=manifest["feature_view"], spine_table=spine["table"], spine_keys=spine["keys"],
-                       spine_time=spine["event_time"], label=spine["label"], spine_features=spine["feature_columns"],
-                       groups=groups)
-
-
-def load_model(settings: Settings, ref: ModelRef) -> tuple[Any, Any, dict[str, Any]]:
+def load_model(settings: Settings, ref: ModelRef) -> tuple[Any, Any, TrainingSetManifest]:
     """(model version, booster, manifest) of a registered model reference."""
     import mlflow
     import mlflow.xgboost
@@ -112,7 +102,7 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
                             "land and featurize the data of that day first")
     # a bi-temporal model is scored as it was trained: only feature rows stored by the prediction time
     joined = fs.get_batch_features(view, as_of=as_of, population_df=population.drop(view.spine_time),
-                                   versions=versions, bitemporal=bool(manifest.get("bitemporal")))
+                                   versions=versions, bitemporal=manifest.bitemporal)
     group_cols = [c for g in view.groups for c in g.columns]
     no_features = F.lit(True)
     for c in group_cols:

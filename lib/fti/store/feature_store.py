@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from fti.errors import ConfigError, FtiError
 from fti.store import RunContext, TableStore, new_run_id
 from fti.store.pit import GroupJoin, PitResult, point_in_time_join
-from fti.store.training_set import code_version, content_hash, read_manifest, write_manifest
+from fti.store.manifest import GroupEntry, OutputEntry, SpineEntry, TrainingSetManifest
+from fti.store.training_set import code_version, content_hash
 from fti.timeutil import UTC, day_start, parse_duration
 
 if TYPE_CHECKING:
@@ -73,15 +74,24 @@ class TrainingSet:
     """A point-in-time-correct training set: the rows and the manifest that pins how they were made."""
 
     df: DataFrame
-    manifest: dict[str, Any]
+    manifest: TrainingSetManifest
     pit: PitResult | None = None
     path: str | None = None
     manifest_file: str | None = None
 
     @property
     def feature_columns(self) -> list[str]:
-        return list(self.manifest["spine"]["feature_columns"]) + [
-            c for g in self.manifest["features"] for c in g["columns"]]
+        return self.manifest.feature_columns
+
+
+def view_of_manifest(manifest: TrainingSetManifest) -> FeatureView:
+    """The feature view a training set (and so a model) was made with."""
+    groups = [ViewGroup(group=g.group, table=g.table, keys=dict(g.keys), columns=dict(g.columns),
+                        ttl_seconds=g.ttl_seconds, event_time=g.event_time) for g in manifest.groups]
+    spine = manifest.spine
+    return FeatureView(name=manifest.feature_view, spine_table=spine.table, spine_keys=list(spine.keys),
+                       spine_time=spine.event_time, label=spine.label, spine_features=list(spine.feature_columns),
+                       groups=groups)
 
 
 class FeatureStore:
@@ -125,7 +135,7 @@ class FeatureStore:
 
     # ----------------------------------------------------------------------------- training sets
     def _joins(self, view: FeatureView, versions: Mapping[str, int], *,
-               bitemporal: bool = False) -> tuple[list[GroupJoin], list[dict[str, Any]]]:
+               bitemporal: bool = False) -> tuple[list[GroupJoin], list[GroupEntry]]:
         joins, entries = [], []
         for g in view.groups:
             if not self.store.exists(g.table):
@@ -133,6 +143,7 @@ class FeatureStore:
                                hint=f"run the feature pipeline: fti features --system {self.settings.system}")
             version = versions.get(g.group, self.store.version(g.table))
             rows = self.store.read(g.table, version=version)
+            count = self.store.row_count(g.table, version=version)
             history = None
             if bitemporal:  # the rows recomputes replaced: what was known before each revision
                 history = self._history(g, versions)
@@ -140,25 +151,29 @@ class FeatureStore:
                     old = self.store.read(history["table"], version=history["version"]).drop("replaced_at")
                     rows = rows.unionByName(old.select(*[c for c in old.columns if c in rows.columns]),
                                             allowMissingColumns=True)
+                    count += self.store.row_count(history["table"], version=history["version"])
             missing = [c for c in list(g.columns.values()) + list(g.keys.values()) if c not in rows.columns]
             if missing:
                 raise FtiError(f"feature group {g.group} (table {g.table} version {version}) has no column(s) "
                                f"{', '.join(missing)}", hint="the group's schema changed incompatibly: pin an older "
                                "version or retrain on the new group version")
             joins.append(GroupJoin(g.group, rows, g.keys, g.columns,
-                                   dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time))
-            entries.append({"group": g.group, "table": g.table, "version": version,
-                            "keys": g.keys, "event_time": g.event_time, "ttl_seconds": g.ttl_seconds,
-                            "columns": g.columns, **({"history": history} if history else {})})
+                                   dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time,
+                                   row_count=count))
+            entries.append(GroupEntry(group=g.group, table=g.table, version=version, keys=dict(g.keys),
+                                      columns=dict(g.columns), ttl_seconds=g.ttl_seconds, event_time=g.event_time,
+                                      history_table=history["table"] if history else None,
+                                      history_version=history["version"] if history else None))
         return joins, entries
 
-    def _pit_options(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """The configured algorithm, and enough hash buckets that one merge call holds about
-        ``pit.bucket_rows`` feature rows (row counts from the Delta log: no Spark job)."""
+    def _pit_options(self, joins: Sequence[GroupJoin]) -> dict[str, Any]:
+        """The configured algorithm, enough hash buckets that one merge call holds about ``pit.bucket_rows``
+        feature rows (row counts from the Delta log: no Spark job), and hot keys split above that size."""
         cfg = self.settings.config.pit
-        rows = sum(self.store.row_count(e["table"], version=e["version"]) for e in entries)
+        rows = sum(j.row_count or 0 for j in joins)
         partitions = int(self.spark.conf.get("spark.sql.shuffle.partitions"))
-        return {"algorithm": cfg.algorithm, "buckets": max(partitions, -(-rows // cfg.bucket_rows))}
+        return {"algorithm": cfg.algorithm, "buckets": max(partitions, -(-rows // cfg.bucket_rows)),
+                "split_rows": cfg.bucket_rows}
 
     def _history(self, group: ViewGroup, versions: Mapping[str, int]) -> dict[str, Any] | None:
         """The group's history table and the version to read (``versions["<group>/history"]``, else latest)."""
@@ -213,76 +228,59 @@ class FeatureStore:
                                   [k for g in view.groups for k in g.keys]))
         spine = spine.where(cond).select(*keep)
         joins, entries = self._joins(view, versions, bitemporal=bitemporal)
-        pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal, **self._pit_options(entries))
-        manifest = {
-            "name": view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name,
-            "feature_view": view.name,
-            "view_hash": view.definition_hash(),
-            "system": self.settings.system,
-            "spine": {"table": spine_table, "version": spine_version, "keys": view.spine_keys,
-                      "event_time": view.spine_time, "label": view.label,
-                      "filter": {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
-                                 "require_label": require_label},
-                      "feature_columns": view.spine_features},
-            "features": entries,
-            "bitemporal": bitemporal,
-            "code_version": code_version(),
-        }
+        pit = point_in_time_join(spine, joins, spine_time=view.spine_time, bitemporal=bitemporal, **self._pit_options(joins))
+        manifest = TrainingSetManifest(
+            name=view.name.rsplit("_v", 1)[0] if "_v" in view.name else view.name, feature_view=view.name,
+            system=self.settings.system,
+            spine=SpineEntry(table=spine_table, version=spine_version, keys=list(view.spine_keys),
+                             event_time=view.spine_time, label=view.label,
+                             start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+                             require_label=require_label, feature_columns=list(view.spine_features)),
+            groups=entries, bitemporal=bitemporal, view_hash=view.definition_hash(), code_version=code_version())
         return TrainingSet(df=pit.frame, manifest=manifest, pit=pit)
 
     def materialize(self, training_set: TrainingSet, *, run_id: str | None = None) -> TrainingSet:
         """Write the training set as a Delta table (kind ``training_set``) whose path ends in the run id,
         compute the leakage report and content hash, and write the manifest beside it."""
         run_id = run_id or new_run_id("train")
-        name = f"{self.settings.system}/training_sets/{training_set.manifest['feature_view']}/{run_id}"
+        name = f"{self.settings.system}/training_sets/{training_set.manifest.feature_view}/{run_id}"
         joined = training_set.pit.joined.cache() if training_set.pit else training_set.df.cache()
         report = training_set.pit.report() if training_set.pit else {}
         frame = joined.drop(*training_set.pit.helper_columns) if training_set.pit else joined
         self.store.create_table(name, frame.schema, kind="training_set",
-                                description=f"training set of view {training_set.manifest['feature_view']}",
-                                properties={"fti.feature_view": training_set.manifest["feature_view"]})
+                                description=f"training set of view {training_set.manifest.feature_view}",
+                                properties={"fti.feature_view": training_set.manifest.feature_view})
         result = self.store.append(name, frame.coalesce(max(1, self.spark.sparkContext.defaultParallelism)),
                                    run=RunContext(run_id=run_id, pipeline="training"))
         stored = self.store.read(name, version=result.version)
         digest = content_hash(stored)
         joined.unpersist()
-        manifest = dict(training_set.manifest)
-        manifest["leakage_report"] = report
-        manifest["output"] = {"table": name, "version": result.version, "rows": result.rows, "sha256": digest}
-        path = write_manifest(self.store.home, manifest)
+        manifest = training_set.manifest.with_output(
+            OutputEntry(table=name, version=result.version, rows=result.rows, sha256=digest), report)
+        path = manifest.write(self.store.home)
         log.info("training set %s: %d rows, sha256 %s…", name, result.rows, digest[:12])
         return TrainingSet(df=stored, manifest=manifest, pit=None, path=name, manifest_file=str(path))
 
-    def rebuild(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+    def rebuild(self, manifest: TrainingSetManifest | str) -> dict[str, Any]:
         """Rebuild a training set from its manifest (every table at its pinned version) and compare hashes.
 
         Returns:
             ``{"matches": bool, "expected": sha, "actual": sha, "rows": n}``.
         """
-        if not isinstance(manifest, dict):
-            manifest = read_manifest(manifest)
-        spine = manifest["spine"]
-        groups = [ViewGroup(group=e["group"], table=e["table"], keys=e["keys"], columns=e["columns"],
-                            ttl_seconds=e["ttl_seconds"], event_time=e.get("event_time", "event_time"))
-                  for e in manifest["features"]]
-        view = FeatureView(name=manifest["feature_view"], spine_table=spine["table"], spine_keys=spine["keys"],
-                           spine_time=spine["event_time"], label=spine["label"],
-                           spine_features=spine["feature_columns"], groups=groups)
-        versions = {"spine": spine["version"], **{e["group"]: e["version"] for e in manifest["features"]},
-                    **{f"{e['group']}/history": e["history"]["version"] for e in manifest["features"] if e.get("history")}}
-        flt = spine.get("filter") or {}
+        if not isinstance(manifest, TrainingSetManifest):
+            manifest = TrainingSetManifest.read(manifest)
+        spine = manifest.spine
         rebuilt = self.get_training_set(
-            None, view, versions=versions, bitemporal=manifest.get("bitemporal", False),
-            start=dt.date.fromisoformat(flt["start"]) if flt.get("start") else None,
-            end=dt.date.fromisoformat(flt["end"]) if flt.get("end") else None,
-            require_label=flt.get("require_label", True))
+            None, view_of_manifest(manifest), versions=manifest.versions(), bitemporal=manifest.bitemporal,
+            start=dt.date.fromisoformat(spine.start) if spine.start else None,
+            end=dt.date.fromisoformat(spine.end) if spine.end else None, require_label=spine.require_label)
         frame = rebuilt.df.cache()
         actual = content_hash(frame)
         rows = frame.count()
         frame.unpersist()
-        expected = manifest["output"]["sha256"]
+        expected = manifest.output.sha256 if manifest.output else None
         return {"matches": actual == expected, "expected": expected, "actual": actual, "rows": rows,
-                "table": manifest["output"]["table"]}
+                "table": manifest.output.table if manifest.output else None}
 
     # ----------------------------------------------------------------------------- serving reads
     def get_batch_features(self, feature_view: str | FeatureView | None = None, *, as_of: dt.datetime,
@@ -313,7 +311,7 @@ class FeatureStore:
             population_df = population_df.withColumn(view.spine_time, F.lit(as_of).cast("timestamp"))
         joins, entries = self._joins(view, dict(versions or {}), bitemporal=bitemporal)
         return point_in_time_join(population_df, joins, spine_time=view.spine_time, bitemporal=bitemporal,
-                                  **self._pit_options(entries)).frame
+                                  **self._pit_options(joins)).frame
 
     def get_latest_features(self, group: str, keys: Sequence[Mapping[str, Any]] | DataFrame) -> DataFrame:
         """The newest row of a feature group for each given key."""

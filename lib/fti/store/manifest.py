@@ -91,7 +91,8 @@ class OutputEntry:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputEntry:
-        return cls(table=data["table"], version=int(data["version"]), rows=int(data["rows"]), sha256=data["sha256"])
+        return cls(table=data["table"], version=int(data.get("version", 0)), rows=int(data.get("rows", 0)),
+                   sha256=data["sha256"])
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,35 @@
 """The point-in-time join: for each spine row and each feature group, the feature ROW with the same keys
 and the greatest ``event_time <= spine time`` (optionally within a TTL and a bi-temporal cutoff).
 
-Algorithm (no range join, no correlated subquery, nothing collected to the driver; O(n log n)):
+Two algorithms, the same answer (both property-tested against pandas ``merge_asof`` on the same data):
 
-1. Spine rows get a row id ``_sid``; feature rows become ONE struct ``(event_time, ingested_at, features...)``
-   so that a matched row's own nulls stay null (carrying columns one by one would fill them from older rows).
-2. Spine and feature rows are unioned on the group's keys and an ordering time: ``event_time`` (or, with
-   the bi-temporal cutoff, ``greatest(event_time, ingested_at)``, the moment the row was both true and
-   stored). At equal times feature rows sort first, so a feature at exactly the prediction time is used.
-3. Time is cut into buckets; per (keys, bucket) a running ``max(struct)`` gives, at each spine row, the
-   feature row with the greatest event_time seen so far in that bucket. Structs compare field by field,
-   event_time first, so ``max`` picks the latest event (also among late-stored rows in bi-temporal mode).
-4. Each (keys, bucket)'s max is carried into later buckets with a window over the small (keys, bucket)
-   table. A hot entity is therefore spread over as many tasks as it has buckets, instead of one task.
-5. The TTL drops a match older than ``spine time - ttl`` (inclusive bound); results join back on ``_sid``.
+``cogroup`` (default): ONE shuffle per key set.
+    The spine and the rows of every group that joins on the same spine columns are hash-bucketed on the keys
+    alike; ``cogroup(...).applyInArrow`` hands each bucket's spine rows and feature rows to a vectorized as-of
+    merge (:mod:`fti.store.asof`: factorized keys, dense time ranks, one ``searchsorted``, TTL mask, ``take``)
+    that returns the spine rows with their feature columns: no row id, no join back. Groups with other keys
+    are a further pass on the enriched spine. Skew: a key with more than ``split_rows`` feature rows (found by
+    one aggregate over the key and time columns, skipped when the Delta log's row counts say no key can be
+    that big) is split into time ranges, each its own merge call, SEEDED with the winner of every earlier
+    range (an exact carry: the greatest ``(event_time, ingested_at)`` available before the range starts). One
+    merge call then holds about ``split_rows`` feature rows of a hot key, or a hash bucket's share
+    (all rows / buckets) of the others, plus its spine rows.
+
+``window`` (the pure-JVM fallback, ``pit.algorithm: window``):
+    spine rows get a row id; feature rows become ONE struct ``(event_time, ingested_at, features...)`` (so a
+    matched row's own nulls stay null); spine and feature rows are unioned on the keys and an ordering time
+    (``greatest(event_time, ingested_at)`` with the bi-temporal cutoff; feature rows first at equal times);
+    time is cut into buckets and a running ``max(struct)`` per (keys, bucket), carried into later buckets with
+    a window over the small (keys, bucket) table, gives each spine row its row; results join back on the id.
+
+Both: the TTL drops a match older than ``spine time - ttl`` (inclusive bound); a spine row with a null key
+matches nothing; every spine row comes out exactly once (duplicates kept).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -26,6 +37,12 @@ from fti.errors import FtiError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+
+log = logging.getLogger(__name__)
+
+_MAX_HOT_KEYS = 256  # keys split by time in one key set (the rest stay in their hash bucket)
+_MAX_RANGES = 64  # time ranges of one hot key
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,8 @@ class GroupJoin:
         columns: Output column -> group feature column.
         ttl: Maximum age of a matched row at the spine time (None: no limit).
         event_time: The group's event-time column.
+        row_count: The group's row count if known (from the Delta log): a key set with no more rows than
+            ``split_rows`` in all needs no hot-key scan.
     """
 
     name: str
@@ -47,6 +66,7 @@ class GroupJoin:
     columns: Mapping[str, str]
     ttl: dt.timedelta | None = None
     event_time: str = "event_time"
+    row_count: int | None = None
 
 
 @dataclass
@@ -125,7 +145,7 @@ def _asof_struct(spine: DataFrame, join: GroupJoin, spine_time: str, *, bitempor
 
 
 def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_time: str, bitemporal: bool = False,
-                       algorithm: str = "cogroup", buckets: int | None = None,
+                       algorithm: str = "cogroup", buckets: int | None = None, split_rows: int | None = None,
                        bucket: dt.timedelta = dt.timedelta(days=7)) -> PitResult:
     """Join the feature groups onto the spine as of each spine row's time.
 
@@ -138,6 +158,9 @@ def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_ti
         algorithm: ``cogroup`` (default: one shuffle per key set, a vectorized merge per hash bucket) or
             ``window`` (the pure-JVM union + running-max fallback).
         buckets: Hash buckets of the co-grouped join (default: the session's shuffle partitions).
+        split_rows: Co-grouped join: a key with more feature rows than this (in one key set) is split by time
+            into ranges of about this many rows, each its own merge call seeded with the winner before it, so
+            that no call holds a hot key's whole timeline (None: no split, no hot-key scan).
         bucket: Time-bucket length of the window join (an entity's timeline split over tasks).
 
     Returns:
@@ -166,7 +189,8 @@ def point_in_time_join(spine: DataFrame, joins: Sequence[GroupJoin], *, spine_ti
         result = spine
         for keys, indices in _key_sets(joins):
             result = _cogroup_pass(result, joins, indices, keys, spine_time=spine_time, bitemporal=bitemporal,
-                                   buckets=buckets or int(spine.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+                                   buckets=buckets or int(spine.sparkSession.conf.get("spark.sql.shuffle.partitions")),
+                                   split_rows=split_rows)
         helpers = [f"_{h}{i}" for i in range(len(joins)) for h in ("m", "age", "ttlx", "btx")]
         return PitResult(joined=result, groups=[j.name for j in joins], spine_time=spine_time,
                          bitemporal=bitemporal, helper_columns=helpers)
@@ -236,7 +260,7 @@ def _key_sets(joins: Sequence[GroupJoin]) -> list[tuple[tuple[str, ...], list[in
 
 
 def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequence[int], keys: Sequence[str], *,
-                  spine_time: str, bitemporal: bool, buckets: int) -> DataFrame:
+                  spine_time: str, bitemporal: bool, buckets: int, split_rows: int | None) -> DataFrame:
     """One shuffle for a key set: spine and the groups' rows hash-bucketed alike, merged per bucket in Arrow."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, DoubleType, StructField, StructType
@@ -261,9 +285,12 @@ def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequenc
             out_fields.append(StructField(out, rows.schema[c].dataType, True))
         out_fields += [StructField(f"_m{gi}", BooleanType(), False), StructField(f"_age{gi}", DoubleType(), True),
                        StructField(f"_ttlx{gi}", BooleanType(), False), StructField(f"_btx{gi}", BooleanType(), False)]
-    bucket = F.pmod(F.hash(*[F.col(f"`{k}`") for k in keys]), F.lit(buckets))
-    left = spine.withColumn("_b", bucket)
-    right = feats.withColumn("_b", F.pmod(F.hash(*[F.col(k) for k in knames]), F.lit(buckets)))
+    rows = [joins[gi].row_count for gi in indices]
+    hot = [] if split_rows is None or (None not in rows and sum(rows) <= split_rows) else \
+        _hot_keys(feats, knames, bitemporal=bitemporal, split_rows=split_rows, buckets=buckets)
+    left = spine.withColumn("_b", _bucket_of(hot, [F.col(f"`{k}`") for k in keys], F.col(f"`{spine_time}`"),
+                                             buckets))
+    right = _split_features(feats, hot, knames, bitemporal=bitemporal, buckets=buckets)
     schema = StructType(out_fields)
     spine_cols = spine.columns
 
@@ -280,3 +307,107 @@ def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequenc
         return out
 
     return left.groupBy("_b").cogroup(right.groupBy("_b")).applyInArrow(merge, schema=schema)
+
+
+@dataclass(frozen=True)
+class HotKey:
+    """A key whose feature rows are split over ``len(bounds) + 1`` time ranges, each its own merge call.
+
+    Range ``j`` holds the spine rows with ``bounds[j-1] <= time < bounds[j]`` and the feature rows that
+    became available in it, plus, as its SEED, each earlier range's winner (the row with the greatest
+    ``(event_time, ingested_at)`` available before the range starts): exactly the rows the merge needs.
+    """
+
+    values: tuple[Any, ...]
+    rows: int
+    bounds: tuple[int, ...]  # range starts in unix microseconds, ascending
+    first_bucket: int
+
+
+def _hot_keys(feats: DataFrame, knames: Sequence[str], *, bitemporal: bool, split_rows: int,
+              buckets: int) -> list[HotKey]:
+    """Keys with more than ``split_rows`` feature rows (one aggregate job over the key and time columns), each
+    split into equal time ranges of about ``split_rows`` rows (evenly spread rows: a range's rows are bounded
+    by the key's busiest stretch), numbered after the ``buckets`` hash buckets."""
+    from pyspark.sql import functions as F
+
+    avail = F.greatest("_et", "_ia") if bitemporal else F.col("_et")
+    found = (feats.where(F.col(knames[0]).isNotNull() if len(knames) == 1 else
+                         F.expr(" AND ".join(f"{k} IS NOT NULL" for k in knames)))
+             .groupBy(*knames).agg(F.count(F.lit(1)).alias("n"), F.min(F.unix_micros("_et")).alias("lo"),
+                                   F.max(F.unix_micros(avail)).alias("hi"))
+             .where(F.col("n") > split_rows).orderBy(F.desc("n")).limit(_MAX_HOT_KEYS).collect())
+    hot, offset = [], buckets
+    for row in found:
+        ranges = max(1, min(-(-row["n"] // split_rows), _MAX_RANGES))
+        width = (row["hi"] - row["lo"]) / ranges
+        bounds = tuple(sorted({int(row["lo"] + width * j) for j in range(1, ranges)}))
+        if bounds:
+            hot.append(HotKey(values=tuple(row[k] for k in knames), rows=row["n"], bounds=bounds, first_bucket=offset))
+            offset += len(bounds) + 1
+    if hot:
+        log.info("point-in-time join: %d hot key(s) split by time (%s)", len(hot),
+                 ", ".join(f"{h.values}: {h.rows} rows, {len(h.bounds) + 1} ranges" for h in hot[:5]))
+    return hot
+
+
+def _range_of(bounds: Sequence[int], micros):
+    """The time range index of a unix-microsecond column: the number of range starts at or before it."""
+    from pyspark.sql import functions as F
+
+    return sum((micros >= F.lit(b)).cast("int") for b in bounds)
+
+
+def _bucket_of(hot: Sequence[HotKey], key_cols, time_col, buckets: int, *, time_micros=None):
+    """The merge call of a row: a hash bucket, or for a hot key ``buckets + its ranges' offset + range``."""
+    from pyspark.sql import functions as F
+
+    out = F.pmod(F.hash(*key_cols), F.lit(buckets))
+    micros = F.unix_micros(time_col) if time_micros is None else time_micros
+    for h in reversed(hot):
+        out = F.when(_is_key(h, key_cols), F.lit(h.first_bucket) + _range_of(h.bounds, micros)).otherwise(out)
+    return out
+
+
+def _is_key(h: HotKey, key_cols):
+    from pyspark.sql import functions as F
+
+    cond = None
+    for col, value in zip(key_cols, h.values):
+        part = col == F.lit(value)
+        cond = part if cond is None else cond & part
+    return cond
+
+
+def _split_features(feats: DataFrame, hot: Sequence[HotKey], knames: Sequence[str], *, bitemporal: bool,
+                    buckets: int) -> DataFrame:
+    """Feature rows with their merge call ``_b``; a hot key's rows go to their time range (a row stored after
+    its event time, bi-temporally, to every range from its event time's to its storage time's, so that both
+    the bi-temporal and the plain winner of a range are in it), plus each hot range's seed rows."""
+    from pyspark.sql import functions as F
+
+    keys = [F.col(k) for k in knames]
+    if not hot:
+        return feats.withColumn("_b", F.pmod(F.hash(*keys), F.lit(buckets)))
+    et = F.unix_micros("_et")
+    avail = F.unix_micros(F.greatest("_et", "_ia")) if bitemporal else et
+    first = _bucket_of(hot, keys, None, buckets, time_micros=et)
+    if bitemporal:
+        last = _bucket_of(hot, keys, None, buckets, time_micros=avail)
+        rows = feats.withColumn("_b", F.explode(F.sequence(first, last)))
+    else:
+        rows = feats.withColumn("_b", first)
+    # seeds: per hot key, group and range (of availability), the winner; copied to every later range
+    is_hot = None
+    for h in hot:
+        is_hot = _is_key(h, keys) if is_hot is None else is_hot | _is_key(h, keys)
+    payload = [c for c in feats.columns if c not in (*knames, "_g")]
+    ranked = feats.where(is_hot).withColumn("_r", _bucket_of(hot, keys, None, buckets, time_micros=avail))
+    winners = ranked.groupBy(*knames, "_g", "_r").agg(F.max(F.struct(*payload)).alias("_w"))
+    last_of = None
+    for h in hot:
+        end = F.lit(h.first_bucket + len(h.bounds))
+        last_of = F.when(_is_key(h, keys), end) if last_of is None else last_of.when(_is_key(h, keys), end)
+    seeds = winners.where(F.col("_r") < last_of).select(
+        *knames, "_g", "_w.*", F.explode(F.sequence(F.col("_r") + 1, last_of)).alias("_b"))
+    return rows.unionByName(seeds.select(*rows.columns))

@@ -13,19 +13,16 @@ sorted, and the hash is SHA-256 over the sorted digests (streamed to the driver 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fti.errors import FtiError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
-MANIFEST_SUFFIX = ".training_set.json"
 
 
 def content_hash(df: DataFrame) -> str:
@@ -55,25 +52,3 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"fti=={fti.__version__}"
-
-
-def manifest_path(home: Path, table: str) -> Path:
-    return home / f"{table}{MANIFEST_SUFFIX}"
-
-
-def write_manifest(home: Path, manifest: dict[str, Any]) -> Path:
-    path = manifest_path(home, manifest["output"]["table"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
-    return path
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FtiError(f"manifest {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise FtiError(f"manifest {path} is not valid JSON: {exc}") from None

@@ -27,7 +27,7 @@ from fti.errors import ConfigError, FtiError
 from fti.registry import MANIFEST_TAG, PIN_TAG, client
 from fti.store import TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, TrainingSet
-from fti.store.training_set import MANIFEST_SUFFIX, read_manifest
+from fti.store.manifest import MANIFEST_SUFFIX, TrainingSetManifest
 from fti.timeutil import day_start, parse_day
 from fti.training import metrics as quality
 from fti.training.promotion import gate
@@ -70,15 +70,13 @@ def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.dat
     view = fs.feature_view(view_name)
     current = {"spine": store.version(view.spine_table), **{g.group: store.version(g.table) for g in view.groups}}
     for path in sorted(folder.glob(f"*{MANIFEST_SUFFIX}"), reverse=True):
-        manifest = read_manifest(path)
-        pinned = {"spine": manifest["spine"]["version"], **{e["group"]: e["version"] for e in manifest["features"]}}
-        flt = manifest["spine"].get("filter") or {}
-        if pinned == current and flt.get("start") == start.isoformat() and flt.get("end") == end.isoformat() \
-                and manifest.get("view_hash") == view.definition_hash() \
-                and not manifest.get("bitemporal") and store.exists(manifest["output"]["table"]):
-            table = manifest["output"]["table"]
-            return TrainingSet(df=store.read(table, version=manifest["output"]["version"]), manifest=manifest,
-                               path=table, manifest_file=str(path))
+        manifest = TrainingSetManifest.read(path)
+        if manifest.versions() == current and manifest.spine.start == start.isoformat() \
+                and manifest.spine.end == end.isoformat() and manifest.view_hash == view.definition_hash() \
+                and not manifest.bitemporal and manifest.output and store.exists(manifest.output.table):
+            out = manifest.output
+            return TrainingSet(df=store.read(out.table, version=out.version), manifest=manifest, path=out.table,
+                               manifest_file=str(path))
     return None
 
 
@@ -143,20 +141,20 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
         ts = fs.materialize(fs.get_training_set(None, view_name, start=first, end=last), run_id=run_id)
     timings["training_set"] = time.perf_counter() - t0
     manifest = ts.manifest
-    label, time_col = manifest["spine"]["label"], manifest["spine"]["event_time"]
+    label, time_col = manifest.spine.label, manifest.spine.event_time
     excluded = set(exclude_features if exclude_features is not None else cfg.exclude_features)
     features = [c for c in ts.feature_columns if c not in excluded]
-    out = manifest["output"]
+    out = manifest.output
     windows = {name: _window(settings, name) for name in ("train", "validation", "test")}
-    log.info("training set %s (%s): %d rows, %d features", out["table"], "reused" if reused else "built",
-             out["rows"], len(features))
+    log.info("training set %s (%s): %d rows, %d features", out.table, "reused" if reused else "built",
+             out.rows, len(features))
 
     params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
               "seed": 7, **cfg.params}
     use_gpu = cfg.device == "cuda"
     if use_gpu:
         params["device"] = "cuda"
-    files = store.file_uris(out["table"], version=out["version"])
+    files = store.file_uris(out.table, version=out.version)
     from fti.training.ray_train import fit, ray_session
 
     t1 = time.perf_counter()
@@ -168,8 +166,8 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     timings["fit"] = time.perf_counter() - t1
 
     cols = features + [label]
-    val = _frame(store, out["table"], out["version"], cols + [time_col], time_col, windows["validation"])
-    test = _frame(store, out["table"], out["version"], cols + [time_col], time_col, windows["test"])
+    val = _frame(store, out.table, out.version, cols + [time_col], time_col, windows["validation"])
+    test = _frame(store, out.table, out.version, cols + [time_col], time_col, windows["test"])
     if test.empty:
         raise FtiError(f"the test window {cfg.test.start}..{cfg.test.end} has no rows in {out['table']}",
                        hint="land and featurize data through the end of the test window first")
@@ -178,7 +176,7 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     threshold = quality.best_f1_threshold(val[label].to_numpy(), p_val)
     m_val = quality.quality(val[label].to_numpy(), p_val, threshold)
     m_test = quality.quality(test[label].to_numpy(), p_test, threshold)
-    rows = {"train": int(out["rows"]) - len(val) - len(test), "validation": len(val), "test": len(test)}
+    rows = {"train": int(out.rows) - len(val) - len(test), "validation": len(val), "test": len(test)}
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.config.mlflow.registry_uri:
@@ -196,13 +194,13 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
             mlflow.log_params({**{f"xgb.{k}": v for k, v in params.items()}, "num_workers": cfg.num_workers,
                                "num_boost_round": cfg.num_boost_round, "best_iteration": booster.num_boosted_rounds(),
                                "feature_view": view_name, "features": ",".join(features),
-                               "training_set": out["table"], "training_set_sha256": out["sha256"],
+                               "training_set": out.table, "training_set_sha256": out.sha256,
                                "threshold": threshold, **{f"window.{k}": f"{getattr(cfg, k).start}..{getattr(cfg, k).end}"
                                                            for k in ("train", "validation", "test")}})
             mlflow.log_metrics({**{f"val_{k}": v for k, v in m_val.items()}, **{f"test_{k}": v for k, v in m_test.items()},
                                 "train_rows": rows["train"], "fit_seconds": timings["fit"]})
-            mlflow.log_dict(manifest, "training_set.json")
-            mlflow.log_dict(manifest.get("leakage_report", {}), "leakage_report.json")
+            mlflow.log_dict(manifest.to_json(), "training_set.json")
+            mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
             importance = booster.get_score(importance_type="total_gain")
             for png in quality.plots(scratch / "plots", y_val=val[label].to_numpy(), p_val=p_val,
                                      y_test=test[label].to_numpy(), p_test=p_test, importance=importance,
@@ -213,18 +211,14 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
             info = mlflow.xgboost.log_model(booster, name="model", signature=signature, input_example=example,
                                             registered_model_name=cfg.model_name,
                                             metadata={"threshold": threshold, "features": features,
-                                                      "training_set": out["table"], "feature_view": view_name})
+                                                      "training_set": out.table, "feature_view": view_name})
             mlflow_run_id = active.info.run_id
         version = int(info.registered_model_version)
-        tags = {MANIFEST_TAG: out["table"], "fti.threshold": repr(threshold), "fti.feature_view": view_name,
+        tags = {MANIFEST_TAG: out.table, "fti.threshold": repr(threshold), "fti.feature_view": view_name,
                 "fti.features": json.dumps(features), "fti.test_auc": repr(m_test["auc"]),
                 "fti.test_window": f"{cfg.test.start}..{cfg.test.end}", "fti.run_id": run_id,
-                f"{PIN_TAG}{manifest['spine']['table']}": str(manifest["spine"]["version"]),
-                f"{PIN_TAG}{out['table']}": str(out["version"])}
-        for entry in manifest["features"]:
-            tags[f"{PIN_TAG}{entry['table']}"] = str(entry["version"])
-            if entry.get("history"):  # a bi-temporal set also read the rows recomputes replaced
-                tags[f"{PIN_TAG}{entry['history']['table']}"] = str(entry["history"]["version"])
+                # every table version the set read or wrote (history tables too): vacuum keeps their files
+                **{f"{PIN_TAG}{table}": str(version) for table, version in manifest.pins().items()}}
         for key, value in tags.items():
             mlflow_client.set_model_version_tag(cfg.model_name, str(version), key, value)
         decision = gate(mlflow_client, cfg.model_name, version, new_auc=m_test["auc"], test=test, label=label,
@@ -236,6 +230,6 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     return TrainReport(run_id=run_id, mlflow_run_id=mlflow_run_id, model_name=cfg.model_name, version=version,
                        alias=decision.alias, reason=decision.reason, rows=rows, features=features,
                        metrics={**{f"val_{k}": v for k, v in m_val.items()}, **{f"test_{k}": v for k, v in m_test.items()}},
-                       champion_auc=decision.champion_auc, training_set=out["table"], reused_training_set=reused,
+                       champion_auc=decision.champion_auc, training_set=out.table, reused_training_set=reused,
                        threshold=threshold, seconds=timings,
                        experiment_url=f"{settings.tracking_uri} experiment '{experiment}' run {mlflow_run_id}")
