@@ -74,16 +74,20 @@ def run_polars(folder: Path, groups: int) -> tuple[float, pd.DataFrame]:
 
 
 def run_spark(spark, folder: Path, groups: int, algorithm: str = "cogroup") -> tuple[float, pd.DataFrame]:
+    from fti.config import PitConfig
     from fti.store.pit import GroupJoin, point_in_time_join
 
+    import pyarrow.parquet as pq
+
     spine = spark.read.parquet(str(folder / "spine.parquet"))
-    joins = [GroupJoin(f"g{g}", spark.read.parquet(str(folder / f"g{g}.parquet")), {"k": "k"}, {f"v{g}": "v"})
-             for g in range(groups)]
-    rows = sum(pd.read_parquet(folder / f"g{g}.parquet", columns=["k"]).shape[0] for g in range(groups))
-    buckets = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-rows // 1_000_000))  # as FeatureStore
+    counts = [pq.ParquetFile(folder / f"g{g}.parquet").metadata.num_rows for g in range(groups)]  # as the Delta log
+    joins = [GroupJoin(f"g{g}", spark.read.parquet(str(folder / f"g{g}.parquet")), {"k": "k"}, {f"v{g}": "v"},
+                       row_count=counts[g]) for g in range(groups)]
+    cfg = PitConfig()  # as FeatureStore with the default pit settings
+    buckets = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-sum(counts) // cfg.bucket_rows))
     t0 = time.perf_counter()
-    frame = point_in_time_join(spine, joins, spine_time="t", algorithm=algorithm, buckets=buckets).frame \
-        .select("sid", *[f"v{g}" for g in range(groups)])
+    frame = point_in_time_join(spine, joins, spine_time="t", algorithm=algorithm, buckets=buckets,
+                               split_rows=cfg.split_rows).frame.select("sid", *[f"v{g}" for g in range(groups)])
     out_dir = folder / f"out-{time.time_ns()}"
     frame.write.parquet(str(out_dir))  # materialize fully, as a training set build does
     seconds = time.perf_counter() - t0

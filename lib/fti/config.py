@@ -43,11 +43,14 @@ class DeltaConfig(StrictModel):
 
 class PitConfig(StrictModel):
     """The point-in-time join: ``cogroup`` (one shuffle per key set, a vectorized as-of merge per hash bucket)
-    or ``window`` (the pure-JVM fallback); ``bucket_rows`` sizes the buckets (the memory of one merge call), and a
-    key with more feature rows than that is split by time into ranges of about that size (a hot entity)."""
+    or ``window`` (the pure-JVM fallback); ``bucket_rows`` sizes the hash buckets (all feature rows / buckets);
+    a key with more than ``split_rows`` feature rows (a hot entity) is split by time into ranges of about that
+    size, so one merge call holds at most about ``bucket_rows + split_rows`` feature rows. The hot-key scan (one
+    aggregate job) runs only when a key set has more than ``split_rows`` rows in all (Delta log counts)."""
 
     algorithm: Literal["cogroup", "window"] = "cogroup"
     bucket_rows: int = Field(1_000_000, ge=1000)
+    split_rows: int = Field(4_000_000, ge=1000)
 
 
 class SparkConfig(StrictModel):

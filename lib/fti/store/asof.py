@@ -68,6 +68,10 @@ def _winners(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.nda
     """For each spine row, ``(hit, feature row)``: the candidate with the greatest (event_time, ingested_at)."""
     import numpy as np
 
+    if not bitemporal:
+        packed = _winners_packed(code_p, t_p, code_f, et, ia)
+        if packed is not None:
+            return packed
     n = len(code_f)
     avail = np.maximum(et, ia) if bitemporal else et
     # rank of each feature row by (event_time, ingested_at): the winner among candidates is the max rank
@@ -87,6 +91,32 @@ def _winners(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.nda
     pos = np.where(hit, pos, 0)
     hit &= code_s[pos] == code_p
     return hit, by_event[best[pos]]
+
+
+def _winners_packed(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.ndarray,
+                    ia: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The plain (not bi-temporal) winners with ONE sort: ``(key, event time)`` packed into one int64 (times
+    relative to the bucket's earliest event), feature rows sorted by it and ``ingested_at``; the last row at
+    or before each spine row's packed value is its winner. None when the packing would overflow."""
+    import numpy as np
+
+    t_min, t_max = int(et.min()), int(et.max())
+    width = t_max - t_min + 2  # relative times 1..width-1; 0 is "before every event"
+    n_codes = int(max(code_f.max(), code_p.max(), 0)) + 1
+    if n_codes * width >= 2**62:
+        return None
+    key_f = code_f * width + (et - (t_min - 1))
+    order = np.argsort(key_f)
+    key_s = key_f[order]
+    if len(key_s) > 1 and (key_s[1:] == key_s[:-1]).any():  # revisions of an event: the later stored wins
+        order = np.lexsort((ia, key_f))
+        key_s = key_f[order]
+    key_p = code_p * width + (np.clip(t_p, t_min - 1, t_max) - (t_min - 1))
+    pos = np.searchsorted(key_s, key_p, side="right") - 1
+    hit = (pos >= 0) & (code_p >= 0)
+    pos = np.where(hit, pos, 0)
+    hit &= code_f[order[pos]] == code_p
+    return hit, order[pos]
 
 
 def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str], feature_keys: Sequence[str],

@@ -168,12 +168,12 @@ class FeatureStore:
 
     def _pit_options(self, joins: Sequence[GroupJoin]) -> dict[str, Any]:
         """The configured algorithm, enough hash buckets that one merge call holds about ``pit.bucket_rows``
-        feature rows (row counts from the Delta log: no Spark job), and hot keys split above that size."""
+        feature rows (row counts from the Delta log: no Spark job), and hot keys split above ``pit.split_rows``."""
         cfg = self.settings.config.pit
         rows = sum(j.row_count or 0 for j in joins)
         partitions = int(self.spark.conf.get("spark.sql.shuffle.partitions"))
         return {"algorithm": cfg.algorithm, "buckets": max(partitions, -(-rows // cfg.bucket_rows)),
-                "split_rows": cfg.bucket_rows}
+                "split_rows": cfg.split_rows}
 
     def _history(self, group: ViewGroup, versions: Mapping[str, int]) -> dict[str, Any] | None:
         """The group's history table and the version to read (``versions["<group>/history"]``, else latest)."""

@@ -326,17 +326,28 @@ class HotKey:
 
 def _hot_keys(feats: DataFrame, knames: Sequence[str], *, bitemporal: bool, split_rows: int,
               buckets: int) -> list[HotKey]:
-    """Keys with more than ``split_rows`` feature rows (one aggregate job over the key and time columns), each
-    split into equal time ranges of about ``split_rows`` rows (evenly spread rows: a range's rows are bounded
-    by the key's busiest stretch), numbered after the ``buckets`` hash buckets."""
+    """Keys with more than ``split_rows`` feature rows (one aggregate job over the key columns; the time span of
+    the keys it finds is a second, filtered one), each split into equal time ranges of about ``split_rows``
+    rows (exact for evenly spread rows; else a range holds the key's busiest stretch), numbered after the
+    ``buckets`` hash buckets."""
     from pyspark.sql import functions as F
 
+    not_null = F.col(knames[0]).isNotNull() if len(knames) == 1 else \
+        F.expr(" AND ".join(f"{k} IS NOT NULL" for k in knames))
+    counts = (feats.where(not_null).groupBy(*knames).agg(F.count(F.lit(1)).alias("n"))  # the key column only
+              .where(F.col("n") > split_rows).orderBy(F.desc("n")).limit(_MAX_HOT_KEYS).collect())
+    if not counts:
+        return []
+    key_cols = [F.col(k) for k in knames]
+    hot_rows = None
+    for row in counts:
+        cond = _is_key(tuple(row[k] for k in knames), key_cols)
+        hot_rows = cond if hot_rows is None else hot_rows | cond
     avail = F.greatest("_et", "_ia") if bitemporal else F.col("_et")
-    found = (feats.where(F.col(knames[0]).isNotNull() if len(knames) == 1 else
-                         F.expr(" AND ".join(f"{k} IS NOT NULL" for k in knames)))
-             .groupBy(*knames).agg(F.count(F.lit(1)).alias("n"), F.min(F.unix_micros("_et")).alias("lo"),
-                                   F.max(F.unix_micros(avail)).alias("hi"))
-             .where(F.col("n") > split_rows).orderBy(F.desc("n")).limit(_MAX_HOT_KEYS).collect())
+    found = (feats.where(hot_rows).groupBy(*knames)
+             .agg(F.count(F.lit(1)).alias("n"), F.min(F.unix_micros("_et")).alias("lo"),
+                  F.max(F.unix_micros(avail)).alias("hi"))
+             .orderBy(F.desc("n")).collect())
     hot, offset = [], buckets
     for row in found:
         ranges = max(1, min(-(-row["n"] // split_rows), _MAX_RANGES))
@@ -365,15 +376,15 @@ def _bucket_of(hot: Sequence[HotKey], key_cols, time_col, buckets: int, *, time_
     out = F.pmod(F.hash(*key_cols), F.lit(buckets))
     micros = F.unix_micros(time_col) if time_micros is None else time_micros
     for h in reversed(hot):
-        out = F.when(_is_key(h, key_cols), F.lit(h.first_bucket) + _range_of(h.bounds, micros)).otherwise(out)
+        out = F.when(_is_key(h.values, key_cols), F.lit(h.first_bucket) + _range_of(h.bounds, micros)).otherwise(out)
     return out
 
 
-def _is_key(h: HotKey, key_cols):
+def _is_key(values: Sequence[Any], key_cols):
     from pyspark.sql import functions as F
 
     cond = None
-    for col, value in zip(key_cols, h.values):
+    for col, value in zip(key_cols, values):
         part = col == F.lit(value)
         cond = part if cond is None else cond & part
     return cond
@@ -400,14 +411,14 @@ def _split_features(feats: DataFrame, hot: Sequence[HotKey], knames: Sequence[st
     # seeds: per hot key, group and range (of availability), the winner; copied to every later range
     is_hot = None
     for h in hot:
-        is_hot = _is_key(h, keys) if is_hot is None else is_hot | _is_key(h, keys)
+        is_hot = _is_key(h.values, keys) if is_hot is None else is_hot | _is_key(h.values, keys)
     payload = [c for c in feats.columns if c not in (*knames, "_g")]
     ranked = feats.where(is_hot).withColumn("_r", _bucket_of(hot, keys, None, buckets, time_micros=avail))
     winners = ranked.groupBy(*knames, "_g", "_r").agg(F.max(F.struct(*payload)).alias("_w"))
     last_of = None
     for h in hot:
         end = F.lit(h.first_bucket + len(h.bounds))
-        last_of = F.when(_is_key(h, keys), end) if last_of is None else last_of.when(_is_key(h, keys), end)
+        last_of = F.when(_is_key(h.values, keys), end) if last_of is None else last_of.when(_is_key(h.values, keys), end)
     seeds = winners.where(F.col("_r") < last_of).select(
         *knames, "_g", "_w.*", F.explode(F.sequence(F.col("_r") + 1, last_of)).alias("_b"))
     return rows.unionByName(seeds.select(*rows.columns))
