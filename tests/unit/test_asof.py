@@ -103,3 +103,8 @@ def test_two_key_columns_and_empty_sides():
     empty = asof_merge(spine, feats.slice(0, 0), spine_keys=["o", "d"], feature_keys=["origin", "dest"],
                        spine_time="t", event_time="event_time", columns={"x": "x"})
     assert empty.column("x").to_pylist() == [None, None, None]
+    for bitemporal in (False, True):  # a bucket with feature rows and no spine row (seen in a bi-temporal read)
+        none = asof_merge(spine.slice(0, 0), feats, spine_keys=["o", "d"], feature_keys=["origin", "dest"],
+                          spine_time="t", event_time="event_time", columns={"x": "x"}, bitemporal=bitemporal,
+                          report_index=0)
+        assert none.num_rows == 0 and "x" in none.column_names

@@ -100,6 +100,8 @@ def _winners_packed(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et:
     or before each spine row's packed value is its winner. None when the packing would overflow."""
     import numpy as np
 
+    if not len(code_p) or not len(code_f):
+        return np.zeros(len(code_p), dtype=bool), np.zeros(len(code_p), dtype=np.int64)
     t_min, t_max = int(et.min()), int(et.max())
     width = t_max - t_min + 2  # relative times 1..width-1; 0 is "before every event"
     n_codes = int(max(code_f.max(), code_p.max(), 0)) + 1
