@@ -175,6 +175,15 @@ class MonitoringConfig(StrictModel):
     out_of_range_share: float = Field(0.05, gt=0)
 
 
+class ScoringConfig(StrictModel):
+    """``fti score``: ``auto`` scores in this process (pyarrow over the pinned Delta files, the same as-of merge,
+    ``inplace_predict``, one Delta commit) when the population plus the feature groups' rows (Delta log counts)
+    are at most ``local_max_rows``, else with Spark; ``spark`` / ``local`` force one path."""
+
+    engine: Literal["auto", "spark", "local"] = "auto"
+    local_max_rows: int = Field(5_000_000, ge=0)
+
+
 class SystemConfig(StrictModel):
     """One example system (``flights``, ``synthetic``) and where it runs."""
 
@@ -193,6 +202,7 @@ class SystemConfig(StrictModel):
     feature_views: dict[str, FeatureViewConfig] = Field(default_factory=dict)
     training: TrainingConfig | None = None
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,35 @@ def test_population_equals_predictions_and_rerun_is_idempotent(trained, scored, 
     assert store.read("flights/predictions").select("flight_id").distinct().count() == n
 
 
+def test_local_and_spark_scoring_write_identical_rows(trained, scored, home):
+    """The single-process path (pyarrow over the pinned files, the same as-of merge, inplace_predict) and the
+    Spark path (the co-grouped join, the Arrow UDF) write the same prediction rows, all columns but scored_at."""
+    from chispa import assert_df_equality
+    from pyspark.sql import functions as F
+
+    from fti.config import load_config
+    from fti.inference.pipeline import run as score
+    from fti.inference.pipeline import scoring_engine
+    from fti.registry import ModelRef, manifest_of_model
+    from fti.store.feature_store import view_of_manifest
+
+    store, _ = trained
+    rows = {}
+    for engine in ("spark", "local"):
+        forced = load_config("flights", home=home, env={**WINDOWS, "FTI__SCORING__ENGINE": engine})
+        report = score(store, forced, as_of=AS_OF)
+        assert report.extra["engine"] == engine
+        preds = store.read("flights/predictions", version=report.version).drop("scored_at")
+        rows[engine] = preds.withColumn("feature_versions", F.to_json("feature_versions"))  # maps do not sort
+    assert rows["local"].count() == scored.population
+    assert_df_equality(rows["local"], rows["spark"], ignore_row_order=True, ignore_nullable=True)
+    assert scored.extra["engine"] == "local"  # auto: this small system fits one process
+    tiny = load_config("flights", home=home, env={**WINDOWS, "FTI__SCORING__LOCAL_MAX_ROWS": "10"})
+    view = view_of_manifest(manifest_of_model(tiny, ModelRef("flights_delay", version=1)))
+    versions = {g.group: store.version(g.table) for g in view.groups}
+    assert scoring_engine(store, tiny, view, versions) == "spark"  # above the threshold: Spark
+
+
 def test_lineage_columns_match_registry_and_delta(trained, scored):
     store, report = trained
     row = store.read("flights/predictions").first()

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
@@ -24,6 +25,7 @@ from fti.store.feature_store import FeatureStore, view_of_manifest
 from fti.timeutil import UTC
 
 if TYPE_CHECKING:
+    from fti.store.feature_store import FeatureView
     from fti.store.manifest import TrainingSetManifest
     from pyspark.sql import DataFrame
 
@@ -88,39 +90,32 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
     features = json.loads((mv.tags or {}).get("fti.features", "[]"))
     threshold = float((mv.tags or {}).get("fti.threshold", "0.5"))
     view = view_of_manifest(manifest)
-    fs = FeatureStore(store, settings)
     versions = {g.group: store.version(g.table) for g in view.groups if store.exists(g.table)}
-    population = store.read(view.spine_table).where(F.col(view.spine_time) == F.lit(as_of).cast("timestamp"))
-    keep = list(dict.fromkeys(view.spine_keys + [view.spine_time] + view.spine_features +
-                              [k for g in view.groups for k in g.keys]))
-    population = population.select(*keep).cache()
-    pop_rows = population.count()
-    if pop_rows == 0:
-        population.unpersist()
-        raise FtiError(f"no population at prediction time {as_of.isoformat()} in {view.spine_table}",
-                       hint=f"prediction times are the starts of the daily batches in {settings.config.timezone}; "
-                            "land and featurize the data of that day first")
+    engine = scoring_engine(store, settings, view, versions)
+    key = f"{ref.name}/{mv.version}"
     # a bi-temporal model is scored as it was trained: only feature rows stored by the prediction time
-    joined = fs.get_batch_features(view, as_of=as_of, population_df=population.drop(view.spine_time),
-                                   versions=versions, bitemporal=manifest.bitemporal)
-    group_cols = [c for g in view.groups for c in g.columns]
-    no_features = F.lit(True)
-    for c in group_cols:
-        no_features = no_features & F.col(f"`{c}`").isNull()
-    joined = joined.withColumn("_no_features", no_features)
-    scored = _score(joined, booster=booster, key=f"{ref.name}/{mv.version}", features=features, threshold=threshold)
+    if engine == "local":
+        scored, pop_rows, counts = _score_local(store, settings, view, versions, as_of=as_of, booster=booster,
+                                                features=features, threshold=threshold,
+                                                bitemporal=manifest.bitemporal)
+    else:
+        scored, pop_rows = _score_spark(store, settings, view, versions, as_of=as_of, booster=booster, key=key,
+                                        features=features, threshold=threshold, bitemporal=manifest.bitemporal)
     now = dt.datetime.now(UTC)
+    as_of_date = as_of.astimezone(ZoneInfo(settings.config.timezone)).date()
     version_map = F.create_map(*[x for g, v in sorted(versions.items()) for x in (F.lit(g), F.lit(v).cast("long"))])
     out = scored.select(
         *[F.col(k).cast("string").alias(k) for k in view.spine_keys],
-        "score", "predicted_label",
+        F.col("score").cast("double").alias("score"), F.col("predicted_label").cast("int").alias("predicted_label"),
         F.lit(as_of).cast("timestamp").alias("as_of"), F.lit(now).cast("timestamp").alias("scored_at"),
         F.lit(ref.name).alias("model_name"), F.lit(int(mv.version)).alias("model_version"),
-        version_map.alias("feature_versions"), "_no_features",
-        F.to_date(F.from_utc_timestamp(F.lit(as_of).cast("timestamp"), settings.config.timezone)).alias("as_of_date"),
-    ).cache()
-    counts = out.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_no_features").cast("long")).alias("nf"),
-                     F.sum("predicted_label").alias("pos")).collect()[0]
+        version_map.alias("feature_versions"), "_no_features", F.lit(as_of_date).alias("as_of_date"),
+    )
+    if engine != "local":
+        out = out.cache()
+        row = out.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_no_features").cast("long")).alias("nf"),
+                      F.sum("predicted_label").alias("pos")).collect()[0]
+        counts = {"n": row["n"], "nf": row["nf"] or 0, "pos": row["pos"] or 0}
     if counts["n"] != pop_rows:
         raise FtiError(f"scored {counts['n']} rows but the population has {pop_rows}: nothing written")
     name = predictions_table(settings.system)
@@ -133,7 +128,6 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
         StructField("as_of_date", out.schema["as_of_date"].dataType, False)])
     store.create_table(name, schema, kind="predictions", partition_by=["model_name", "as_of_date"],
                        description="Batch predictions with model and feature lineage")
-    as_of_date = out.select("as_of_date").first()[0]
     run_ctx = RunContext(run_id=run_id or new_run_id("score"), pipeline="inference")
     # A rerun replaces exactly this model's rows for this prediction time; other times of the same day stay.
     # Two runs for the same model and day serialize (they would rewrite the same files).
@@ -143,14 +137,85 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
                                      run=run_ctx, metadata={"fti.as_of": as_of.isoformat(),
                                                             "fti.model": f"{ref.name}/{mv.version}"})
     out.unpersist()
-    population.unpersist()
     report = ScoreReport(table=name, version=result.version, model=ref.name, model_version=int(mv.version),
-                         as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"] or 0,
-                         positives=counts["pos"] or 0, feature_versions=versions,
+                         as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"],
+                         positives=counts["pos"], feature_versions=versions,
                          seconds=time.perf_counter() - t0, run_id=run_ctx.run_id,
-                         extra={"training_set": (mv.tags or {}).get(MANIFEST_TAG)})
-    log.info("scored %d rows at %s with %s/%s into %s v%d", counts["n"], as_of, ref.name, mv.version, name, result.version)
+                         extra={"training_set": (mv.tags or {}).get(MANIFEST_TAG), "engine": engine})
+    log.info("scored %d rows at %s with %s/%s into %s v%d (%s)", counts["n"], as_of, ref.name, mv.version, name,
+             result.version, engine)
     return report
+
+
+def scoring_engine(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int]) -> str:
+    """``local`` (this process, no Spark job) or ``spark``: the config's ``scoring.engine``; ``auto`` picks
+    local when the spine table and the pinned feature groups hold at most ``scoring.local_max_rows`` rows in
+    all (Delta log counts: no job; the population and the rows read are fewer)."""
+    cfg = settings.config.scoring
+    if cfg.engine != "auto":
+        return cfg.engine
+    rows = store.row_count(view.spine_table) if store.exists(view.spine_table) else 0
+    rows += sum(store.row_count(g.table, version=versions[g.group]) for g in view.groups if g.group in versions)
+    return "local" if rows <= cfg.local_max_rows else "spark"
+
+
+def _no_population(view: FeatureView, settings: Settings, as_of: dt.datetime) -> FtiError:
+    return FtiError(f"no population at prediction time {as_of.isoformat()} in {view.spine_table}",
+                    hint=f"prediction times are the starts of the daily batches in {settings.config.timezone}; "
+                         "land and featurize the data of that day first")
+
+
+def _score_spark(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int], *,
+                 as_of: dt.datetime, booster: Any, key: str, features: list[str], threshold: float,
+                 bitemporal: bool) -> tuple[DataFrame, int]:
+    """The distributed path: the population and the point-in-time join in Spark, the Arrow scoring UDF."""
+    from pyspark.sql import functions as F
+
+    fs = FeatureStore(store, settings)
+    population = store.read(view.spine_table).where(F.col(view.spine_time) == F.lit(as_of).cast("timestamp"))
+    keep = list(dict.fromkeys(view.spine_keys + [view.spine_time] + view.spine_features +
+                              [k for g in view.groups for k in g.keys]))
+    population = population.select(*keep).cache()
+    pop_rows = population.count()
+    if pop_rows == 0:
+        population.unpersist()
+        raise _no_population(view, settings, as_of)
+    joined = fs.get_batch_features(view, as_of=as_of, population_df=population.drop(view.spine_time),
+                                   versions=versions, bitemporal=bitemporal)
+    no_features = F.lit(True)
+    for c in [c for g in view.groups for c in g.columns]:
+        no_features = no_features & F.col(f"`{c}`").isNull()
+    joined = joined.withColumn("_no_features", no_features)
+    return _score(joined, booster=booster, key=key, features=features, threshold=threshold), pop_rows
+
+
+def _score_local(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int], *,
+                 as_of: dt.datetime, booster: Any, features: list[str], threshold: float,
+                 bitemporal: bool) -> tuple[DataFrame, int, dict[str, int]]:
+    """The single-process path: pyarrow over the pinned Delta files, the same as-of merge, ``inplace_predict``;
+    only the keys and scores go to Spark, for the one Delta commit."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fti.inference.scoring import score_arrow
+
+    joined = FeatureStore(store, settings).batch_features_local(view, as_of=as_of, versions=versions,
+                                                                bitemporal=bitemporal)
+    if joined.num_rows == 0:
+        raise _no_population(view, settings, as_of)
+    missing = [f for f in features if f not in joined.column_names]
+    if missing:
+        raise FtiError(f"the model needs feature(s) {', '.join(missing)} that the feature view no longer gives",
+                       hint="retrain on the current feature groups, or pin the old group version")
+    scores, labels = score_arrow(joined, booster=booster, features=features, threshold=threshold)
+    no_features = np.ones(joined.num_rows, dtype=bool)
+    for c in [c for g in view.groups for c in g.columns]:
+        no_features &= joined.column(c).is_null().to_numpy(zero_copy_only=False)
+    result = pa.table({**{k: pc.cast(joined.column(k), pa.string()) for k in view.spine_keys},
+                       "score": scores, "predicted_label": labels, "_no_features": no_features})
+    counts = {"n": result.num_rows, "nf": int(no_features.sum()), "pos": int(labels.sum())}
+    return store.spark.createDataFrame(result), joined.num_rows, counts
 
 
 def _score(df: DataFrame, *, booster: Any, key: str, features: list[str], threshold: float) -> DataFrame:

@@ -21,6 +21,19 @@ def _booster(key: str, raw: bytes) -> Any:
     return _BOOSTERS[key]
 
 
+def score_arrow(table: pa.Table, *, booster: Any, features: list[str], threshold: float) -> tuple[Any, Any]:
+    """Scores and predicted labels of an Arrow table's rows in this process (nulls are missing values), as
+    numpy arrays: the single-process scoring path, the same ``inplace_predict`` as the Spark UDF."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    matrix = np.column_stack([pc.cast(table.column(f), pa.float64()).to_numpy(zero_copy_only=False)
+                              for f in features]) if features else np.empty((table.num_rows, 0))
+    scores = booster.inplace_predict(matrix, missing=np.nan).astype("float64")
+    return scores, (scores >= threshold).astype("int32")
+
+
 def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], threshold: float) -> DataFrame:
     """Add ``score`` and ``predicted_label`` to ``df`` with a mapInArrow UDF (missing features stay NaN)."""
     import numpy as np

@@ -217,6 +217,10 @@ class DeltaLog:
         return self.version(name)
 
     # ----------------------------------------------------------------------------- files
+    def arrow_dataset(self, name: str, *, version: int | None = None) -> Any:
+        """The table at a version (default: latest) as a pyarrow dataset over its data files (no Spark)."""
+        return self._delta(name, version).to_pyarrow_dataset()
+
     def file_uris(self, name: str, *, version: int | None = None) -> list[str]:
         return list(self._delta(name, version).file_uris())
 
