@@ -82,8 +82,21 @@ def _session(args: argparse.Namespace, settings=None):
     from fti.store import open_store
 
     settings = settings or _settings(args)
+    _check_times(args, settings)
     spark = get_spark(settings)
     return settings, spark, open_store(spark, settings)
+
+
+def _check_times(args: argparse.Namespace, settings) -> None:
+    """Every time argument parses before Spark starts: a typo fails at once, not after a session start."""
+    from fti.timeutil import parse_day, parse_instant
+
+    for name in ("as_of", "now"):
+        if getattr(args, name, None):
+            parse_instant(getattr(args, name), settings.config.timezone, option="--" + name.replace("_", "-"))
+    for name in ("start", "end", "through"):
+        if getattr(args, name, None):
+            parse_day(getattr(args, name), option=f"--{name}")
 
 
 def _clock(args: argparse.Namespace, settings) -> "dt.datetime | None":
@@ -318,7 +331,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not args.as_of:
         raise FtiError("fti score needs --as-of T (a prediction time, e.g. 2013-12-01T00:00)")
     settings = _settings(args)
-    resolve_version(settings, model_ref(settings, args.model))  # a wrong model fails before Spark starts
+    _check_times(args, settings)  # bad arguments and a wrong model fail before Spark starts
+    resolve_version(settings, model_ref(settings, args.model))
     settings, spark, store = _session(args, settings)
     report = score(store, settings, as_of=parse_instant(args.as_of, settings.config.timezone, option="--as-of"),
                    model=args.model)
