@@ -2,8 +2,9 @@
 
 ``get_training_set(spine_df, feature_view, *, versions=None, bitemporal=False)`` returns a
 :class:`TrainingSet` (the Spark DataFrame and its manifest); ``get_batch_features(feature_view, *, as_of,
-population_df=None)`` gives the features of a population at a prediction time; ``get_latest_features(group,
-keys)`` the newest row per key. Store reads take ``version=`` or ``timestamp=`` (a commit time); ``as_of``
+population_df=None)`` gives the features of a population at a prediction time (``batch_features_local``: the
+same in this process, pyarrow over the pinned Delta files); ``get_latest_features(group, keys)`` the newest row
+per key. Store reads take ``version=`` or ``timestamp=`` (a commit time); ``as_of``
 always means a prediction time.
 """
 
