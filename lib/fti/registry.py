@@ -1,13 +1,17 @@
-"""MLflow registry helpers shared by the pipelines: model references, and the table versions models pin.
+"""MLflow registry helpers shared by the pipelines: model references, a model's metadata, and the table
+versions models pin.
 
-A registered model version carries one tag per Delta table version its training set read:
-``fti.pin.<table name> = <version>``. Vacuum reads them to refuse breaking a rebuild.
+What fti knows about a registered model version (its training set, feature view, features, threshold, test
+AUC...) is stored ONCE, as version tags, written and read only through :class:`ModelMetadata`. Among them, one
+tag per Delta table version its training set read: ``fti.pin.<table name> = <version>``; vacuum reads them to
+keep those versions' files.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
@@ -84,15 +88,69 @@ def pins(settings: Settings) -> list[Pin]:
     while True:
         page = mlflow_client.search_model_versions(max_results=1000, page_token=token)
         for mv in page:
-            for key, value in (mv.tags or {}).items():
-                if key.startswith(PIN_TAG):
-                    out.append(Pin(table=key[len(PIN_TAG):], version=int(value), owner=f"{mv.name}/{mv.version}"))
+            out += [Pin(table=table, version=version, owner=f"{mv.name}/{mv.version}")
+                    for table, version in _pins(mv.tags or {}).items()]
         token = page.token
         if not token:
             return out
 
 
 MANIFEST_TAG = "fti.training_set"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What fti stores on a registered model version (as version tags; the only code that knows their keys).
+
+    Attributes:
+        training_set: The training set's table (its manifest lies beside it).
+        feature_view: The feature view it was trained on.
+        features: Model input columns, in order.
+        threshold: The decision threshold (F1-best on the validation window).
+        test_auc: Test AUC at training time.
+        test_window: ``START..END`` prediction days of the test window.
+        run_id: fti's training run id.
+        pins: Delta table -> version the training set read or wrote (vacuum keeps them).
+    """
+
+    training_set: str
+    feature_view: str = ""
+    features: list[str] = field(default_factory=list)
+    threshold: float = 0.5
+    test_auc: float = float("nan")
+    test_window: str = ""
+    run_id: str = ""
+    pins: dict[str, int] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        """The version tags that store it."""
+        return {MANIFEST_TAG: self.training_set, "fti.feature_view": self.feature_view,
+                "fti.features": json.dumps(self.features), "fti.threshold": repr(self.threshold),
+                "fti.test_auc": repr(self.test_auc), "fti.test_window": self.test_window, "fti.run_id": self.run_id,
+                **{f"{PIN_TAG}{table}": str(version) for table, version in self.pins.items()}}
+
+    @classmethod
+    def of(cls, mv: Any) -> ModelMetadata:
+        """The metadata of a registered model version (``mv`` from the MLflow client).
+
+        Raises:
+            FtiError: The version has no training-set tag (it was not trained by fti).
+        """
+        tags = dict(mv.tags or {})
+        if not tags.get(MANIFEST_TAG):
+            raise FtiError(f"model {mv.name} (version {mv.version}) has no {MANIFEST_TAG} tag: it was not trained "
+                           "by fti")
+        return cls(training_set=tags[MANIFEST_TAG], feature_view=tags.get("fti.feature_view", ""),
+                   features=json.loads(tags.get("fti.features", "[]")),
+                   threshold=float(tags.get("fti.threshold", "0.5")),
+                   test_auc=float(tags.get("fti.test_auc", "nan")), test_window=tags.get("fti.test_window", ""),
+                   run_id=tags.get("fti.run_id", ""),
+                   pins=_pins(tags))
+
+
+def _pins(tags: dict[str, str]) -> dict[str, int]:
+    """Table -> pinned version from a model version's tags."""
+    return {k[len(PIN_TAG):]: int(v) for k, v in tags.items() if k.startswith(PIN_TAG)}
 
 
 def resolve_version(settings: Settings, ref: ModelRef) -> Any:
@@ -127,8 +185,5 @@ def manifest_of_model(settings: Settings, ref: ModelRef) -> TrainingSetManifest:
     """The training-set manifest of a registered model version (its path is tagged on the version)."""
     from fti.store.manifest import TrainingSetManifest
 
-    mv = resolve_version(settings, ref)
-    table = (mv.tags or {}).get(MANIFEST_TAG)
-    if not table:
-        raise FtiError(f"model {ref} (version {mv.version}) has no {MANIFEST_TAG} tag: it was not trained by fti")
+    table = ModelMetadata.of(resolve_version(settings, ref)).training_set
     return TrainingSetManifest.read(TrainingSetManifest.path_of(settings.home, table))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -161,6 +162,24 @@ def test_local_and_spark_scoring_write_identical_rows(trained, scored, home):
     view = view_of_manifest(manifest_of_model(tiny, ModelRef("flights_delay", version=1)))
     versions = {g.group: store.version(g.table) for g in view.groups}
     assert scoring_engine(store, tiny, view, versions) == "spark"  # above the threshold: Spark
+
+
+def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained, settings):
+    """The version's metadata reads back through one helper; an empty test window is an error naming the table."""
+    from fti.errors import FtiError
+    from fti.registry import ModelMetadata, client
+    from fti.training.pipeline import evaluate, prepare
+
+    store, first = trained
+    meta = ModelMetadata.of(client(settings).get_model_version("flights_delay", "1"))
+    assert meta.features == first.features and meta.threshold == first.threshold
+    assert meta.training_set == first.training_set and meta.pins[first.training_set] >= 1
+    prepared = prepare(store, settings, run_id="unused")
+    assert prepared.reused and prepared.output.table == first.training_set
+    later = (dt.datetime(2014, 1, 1, tzinfo=UTC), dt.datetime(2014, 2, 1, tzinfo=UTC))
+    empty = dataclasses.replace(prepared, windows={**prepared.windows, "test": later})
+    with pytest.raises(FtiError, match=f"has no rows in {first.training_set}"):
+        evaluate(store, settings, empty, booster=None)
 
 
 def test_lineage_columns_match_registry_and_delta(trained, scored):

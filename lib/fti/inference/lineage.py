@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
-from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
+from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version
 from fti.store import DeltaLog, TableStore
 from fti.store.manifest import TrainingSetManifest
 
@@ -42,7 +42,7 @@ def model_lineage(store: DeltaLog, settings: Settings, ref: ModelRef) -> dict[st
                   "raw_versions": {f"{settings.system}/{s}": store.watermark(spine.table, s, version=spine.version)
                                    for s in sources}},
         "feature_groups": {g.group: _group_chain(store, g.table, g.version) for g in manifest.groups},
-        "training_set_tag": (mv.tags or {}).get(MANIFEST_TAG),
+        "training_set_tag": ModelMetadata.of(mv).training_set,
     }
 
 

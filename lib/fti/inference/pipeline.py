@@ -11,7 +11,6 @@ replaces exactly those rows (one commit; other models and times untouched).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
-from fti.registry import MANIFEST_TAG, ModelRef, manifest_of_model, resolve_version
+from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version
 from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, view_of_manifest
 from fti.timeutil import UTC
@@ -87,8 +86,8 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
     as_of = as_of.astimezone(UTC)
     ref = model_ref(settings, model)
     mv, booster, manifest = load_model(settings, ref)
-    features = json.loads((mv.tags or {}).get("fti.features", "[]"))
-    threshold = float((mv.tags or {}).get("fti.threshold", "0.5"))
+    meta = ModelMetadata.of(mv)
+    features, threshold = meta.features, meta.threshold
     view = view_of_manifest(manifest)
     versions = {g.group: store.version(g.table) for g in view.groups if store.exists(g.table)}
     engine = scoring_engine(store, settings, view, versions)
@@ -141,7 +140,7 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
                          as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"],
                          positives=counts["pos"], feature_versions=versions,
                          seconds=time.perf_counter() - t0, run_id=run_ctx.run_id,
-                         extra={"training_set": (mv.tags or {}).get(MANIFEST_TAG), "engine": engine})
+                         extra={"training_set": meta.training_set, "engine": engine})
     log.info("scored %d rows at %s with %s/%s into %s v%d (%s)", counts["n"], as_of, ref.name, mv.version, name,
              result.version, engine)
     return report

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
+from fti.registry import ModelMetadata
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,8 +32,7 @@ def _score(mlflow_client: MlflowClient, name: str, version: str, test: pd.DataFr
     import xgboost
     from sklearn.metrics import roc_auc_score
 
-    mv = mlflow_client.get_model_version(name, version)
-    features = json.loads((mv.tags or {}).get("fti.features", "[]"))
+    features = ModelMetadata.of(mlflow_client.get_model_version(name, version)).features
     if not features or any(f not in test.columns for f in features):
         return None
     booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
@@ -63,7 +62,7 @@ def gate(mlflow_client: MlflowClient, name: str, version: int, *, new_auc: float
         return Decision(CHAMPION, reason, None)
     champ_auc = _score(mlflow_client, name, str(current.version), test, label)
     if champ_auc is None:
-        champ_auc = float((current.tags or {}).get("fti.test_auc", "nan"))
+        champ_auc = ModelMetadata.of(current).test_auc
         basis = "its recorded test AUC (its features are not in this training set)"
     else:
         basis = "re-scored on the same test rows"
