@@ -14,14 +14,13 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
 from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version
 from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, view_of_manifest
-from fti.timeutil import UTC
+from fti.timeutil import UTC, local_day
 
 if TYPE_CHECKING:
     from fti.store.feature_store import FeatureView
@@ -101,7 +100,7 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
         scored, pop_rows = _score_spark(store, settings, view, versions, as_of=as_of, booster=booster, key=key,
                                         features=features, threshold=threshold, bitemporal=manifest.bitemporal)
     now = dt.datetime.now(UTC)
-    as_of_date = as_of.astimezone(ZoneInfo(settings.config.timezone)).date()
+    as_of_date = local_day(as_of, settings.config.timezone)
     version_map = F.create_map(*[x for g, v in sorted(versions.items()) for x in (F.lit(g), F.lit(v).cast("long"))])
     out = scored.select(
         *[F.col(k).cast("string").alias(k) for k in view.spine_keys],

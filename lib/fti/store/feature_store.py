@@ -86,6 +86,12 @@ class TrainingSet:
         return self.manifest.feature_columns
 
 
+def _missing_columns(group: ViewGroup, version: int, missing: Sequence[str]) -> FtiError:
+    return FtiError(f"feature group {group.group} (table {group.table} version {version}) has no column(s) "
+                    f"{', '.join(missing)}", hint="the group's schema changed incompatibly: pin an older version or "
+                    "retrain on the new group version")
+
+
 def view_of_manifest(manifest: TrainingSetManifest) -> FeatureView:
     """The feature view a training set (and so a model) was made with."""
     groups = [ViewGroup(group=g.group, table=g.table, keys=dict(g.keys), columns=dict(g.columns),
@@ -156,9 +162,7 @@ class FeatureStore:
                     count += self.store.row_count(history["table"], version=history["version"])
             missing = [c for c in list(g.columns.values()) + list(g.keys.values()) if c not in rows.columns]
             if missing:
-                raise FtiError(f"feature group {g.group} (table {g.table} version {version}) has no column(s) "
-                               f"{', '.join(missing)}", hint="the group's schema changed incompatibly: pin an older "
-                               "version or retrain on the new group version")
+                raise _missing_columns(g, version, missing)
             joins.append(GroupJoin(g.group, rows, g.keys, g.columns,
                                    dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time,
                                    row_count=count))
@@ -342,9 +346,7 @@ class FeatureStore:
             dataset = self.store.arrow_dataset(g.table, version=version)
             missing = [c for c in cols if c not in dataset.schema.names]
             if missing:
-                raise FtiError(f"feature group {g.group} (table {g.table} version {version}) has no column(s) "
-                               f"{', '.join(missing)}", hint="the group's schema changed incompatibly: pin an older "
-                               "version or retrain on the new group version")
+                raise _missing_columns(g, version, missing)
             cond = pc.field(g.event_time) <= moment
             for spine_key, group_key in g.keys.items():  # only the population's keys
                 values = pc.unique(spine.column(spine_key)).drop_null()
