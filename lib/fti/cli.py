@@ -387,7 +387,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     print(format_table([(r["model"], r["as_of"], num(r.get("score_psi")), num(r.get("realized_auc")),
                          num(r.get("outcomes_arrived")), ", ".join(r["drifted"]) or "none") for r in result["runs"]],
                        ["model", "as of", "score PSI", "realized AUC", "outcomes", "drift flagged"]))
-    print(f"\n{result['table']} v{result['version']}; reports: " + ", ".join(r["png"] for r in result["runs"]))
+    references = sorted({r["reference"] for r in result["runs"]})
+    print(f"\n{len(result['runs'])} scoring run(s) monitored, {result['up_to_date']} already up to date; "
+          f"{result['table']} v{result['version']}" + "".join(f"\nreference: {r}" for r in references)
+          + "".join(f"\nreport: {r['png']}" for r in result["runs"]))
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -70,6 +70,8 @@ class RayConfig(StrictModel):
     address: str | None = None
     num_cpus: int | None = Field(None, ge=1)
     timeout_s: int = Field(600, ge=1)
+    # how often Ray Train's controller polls its workers; Ray's default (2 s) added up to 2 s to every fit
+    poll_interval_s: float = Field(0.2, gt=0)
 
 
 class MlflowConfig(StrictModel):
@@ -158,7 +160,12 @@ class TrainingConfig(StrictModel):
     validation: WindowConfig
     test: WindowConfig
     exclude_features: list[str] = Field(default_factory=list)
-    num_workers: int = Field(2, ge=1)
+    # "auto": in this process (Ray Train's local mode) when there is no Ray cluster and the training set has at
+    # most in_process_max_rows rows, else one worker per rows_per_worker training rows (at least 1, at most one
+    # per Ray CPU). Where the lines are, measured on 2 cores: README, Training.
+    num_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    rows_per_worker: int = Field(500_000, ge=1)
+    in_process_max_rows: int = Field(4_000_000, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(20, ge=1)
@@ -168,9 +175,18 @@ class TrainingConfig(StrictModel):
 
 
 class MonitoringConfig(StrictModel):
-    """Drift thresholds of ``fti monitor``."""
+    """``fti monitor``: what each scoring run is compared with, and the drift thresholds.
 
+    ``reference``: ``recent_weeks`` (default) takes the training set's last ``reference_weeks`` weeks, only the
+    days with the scored day's weekday (the same weekday mix as a daily batch); ``validation`` the training
+    config's validation window; ``training_set`` every row of the set (a year of seasons against one day)."""
+
+    reference: Literal["recent_weeks", "validation", "training_set"] = "recent_weeks"
+    reference_weeks: int = Field(8, ge=1)
     psi_threshold: float = Field(0.2, gt=0)
+    # a feature with fewer distinct values than this in a scoring run (the weather of 3 airports on one day) is
+    # constant per entity across the batch: its PSI is stored with its bins but not flagged as drift
+    min_distinct: int = Field(10, ge=1)
     null_rate_delta: float = Field(0.1, gt=0)
     out_of_range_share: float = Field(0.05, gt=0)
 

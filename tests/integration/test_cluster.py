@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,11 +39,20 @@ def test_jobs_on_a_real_cluster_match_the_local_run(tmp_path, spark):
         env = {**ENV, "FTI_PROFILE": "cluster", "FTI__RAY__ADDRESS": cluster.ray_address,
                "FTI__MLFLOW__TRACKING_URI": cluster.mlflow_uri}
         common = ["--system", "synthetic", "--home", str(cluster_home)]
-        for job, args in (("jobs/feature_pipeline.py", ["--now", NOW]),
-                          ("jobs/training_pipeline.py", []),
-                          ("jobs/batch_inference.py", ["--as-of", "2024-02-20T00:00Z"])):
-            out = spark_submit(cluster, job, common + args, env, cwd=PROJECT)
+        logs = {}
+        for job, args, extra in (("jobs/feature_pipeline.py", ["--now", NOW], {}),
+                                 # two workers of 2 CPUs on two 2-CPU Ray nodes: one per node
+                                 ("jobs/training_pipeline.py", [], {"FTI__TRAINING__NUM_WORKERS": "2"}),
+                                 ("jobs/batch_inference.py", ["--as-of", "2024-02-20T00:00Z"], {})):
+            out = spark_submit(cluster, job, common + args, {**env, **extra}, cwd=PROJECT)
             assert out.returncode == 0, f"{job} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
+            logs[job] = out.stderr
+        # the fit reports each worker's rows and times, and the two workers ran on the two Ray nodes
+        fit_line = next(line for line in logs["jobs/training_pipeline.py"].splitlines() if "Ray Train fit" in line)
+        assert "2 workers, 2 CPUs each" in fit_line and "worker 1 on node" in fit_line, fit_line
+        print(fit_line)
+        nodes = set(re.findall(r"worker \d on node (\w+)", fit_line))
+        assert len(nodes) == 2, fit_line
         from mlflow.tracking import MlflowClient
 
         champion = MlflowClient(cluster.mlflow_uri).get_model_version_by_alias("synthetic_purchase", "champion")

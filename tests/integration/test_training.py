@@ -1,8 +1,8 @@
-"""Training on a small window of the real flights data: 2 Ray workers, MLflow registry, promotion gate."""
+"""Training on a small window of the real flights data (in this process and on a Ray worker), MLflow registry,
+promotion gate, scoring on both paths, monitoring."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -168,7 +168,7 @@ def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained
     """The version's metadata reads back through one helper; an empty test window is an error naming the table."""
     from fti.errors import FtiError
     from fti.registry import ModelMetadata, client
-    from fti.training.pipeline import evaluate, prepare
+    from fti.training.pipeline import prepare, read_windows
 
     store, first = trained
     meta = ModelMetadata.of(client(settings).get_model_version("flights_delay", "1"))
@@ -177,9 +177,11 @@ def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained
     prepared = prepare(store, settings, run_id="unused")
     assert prepared.reused and prepared.output.table == first.training_set
     later = (dt.datetime(2014, 1, 1, tzinfo=UTC), dt.datetime(2014, 2, 1, tzinfo=UTC))
-    empty = dataclasses.replace(prepared, windows={**prepared.windows, "test": later})
-    with pytest.raises(FtiError, match=f"has no rows in {first.training_set}"):
-        evaluate(store, settings, empty, booster=None)
+    assert {n: t.num_rows for n, t in prepared.tables.items()} == first.rows  # the windows trained and evaluated
+    out = prepared.output
+    with pytest.raises(FtiError, match=f"the test window 2014-01-01..2014-02-01 has no rows in {first.training_set}"):
+        read_windows(store.file_uris(out.table, version=out.version), {**prepared.windows, "test": later},
+                     prepared.features + [prepared.label], prepared.time_col, table=out.table)
 
 
 def test_lineage_columns_match_registry_and_delta(trained, scored):
@@ -251,3 +253,51 @@ def test_lineage_chain_reaches_raw_versions(trained, scored, settings):
     fid = store.read("flights/predictions").first().flight_id
     pchain = prediction_lineage(store, settings, fid, AS_OF)
     assert pchain["prediction"]["flight_id"] == fid and 0 <= pchain["prediction"]["score"] <= 1
+
+
+def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
+    """training.num_workers auto trains this small set in this process (Ray Train's local mode); one Ray
+    worker with the same CPUs trains the same model from the same windows (the data reaches it through Ray's
+    object store)."""
+    from fti.config import load_config
+    from fti.training.pipeline import fit_model, prepare
+
+    store, first = trained
+    prepared = prepare(store, settings, run_id="unused")
+    import ray
+
+    local = fit_model(settings, prepared, run_id="local")
+    assert local.workers.in_process and "auto" in local.workers.reason
+    assert not ray.is_initialized()  # no Ray at all (one started from the fit's thread killed the process later)
+    one = load_config("flights", home=settings.home, env={**WINDOWS, "FTI__TRAINING__NUM_WORKERS": "1"})
+    remote = fit_model(one, prepared, run_id="one-worker")
+    assert remote.workers.num_workers == 1 and remote.workers.cpus_per_worker == local.workers.cpus_per_worker
+    import xgboost
+
+    x = xgboost.DMatrix(prepared.tables["test"].to_pandas()[prepared.features], feature_names=prepared.features)
+    assert np.array_equal(local.booster.predict(x), remote.booster.predict(x))
+
+
+def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_done(trained, scored, settings):
+    from fti.config import load_config
+    from fti.inference import monitoring
+
+    store, _ = trained
+    first = monitoring.run(store, settings)
+    assert [r["as_of"] for r in first["runs"]] == [AS_OF.isoformat()] and first["up_to_date"] == 0
+    assert first["runs"][0]["reference"].startswith("the Wednesdays of the set's last 8 weeks")  # 2013-02-20
+    rows = store.read("flights/monitoring", version=first["version"]).toPandas()
+    assert set(rows.reference) == {"recent_weeks"} and (rows.scored_rows == scored.scored).all()
+    psi_rows = rows[rows.metric == "psi"]
+    assert len(psi_rows) == 22
+    for r in psi_rows.itertuples():  # every PSI comes with its bins' counts
+        bins = json.loads(r.bins)
+        assert 0 < sum(bins["reference"]) <= r.reference_rows and sum(bins["scoring"]) <= r.scored_rows
+        assert r.drift == (r.value > 0.2 and bins["scoring_distinct"] >= 10)
+    again = monitoring.run(store, settings)  # nothing new: no computation, no commit
+    assert again["runs"] == [] and again["up_to_date"] == 1 and store.version("flights/monitoring") == first["version"]
+    validation = load_config("flights", home=settings.home, env={**WINDOWS, "FTI__MONITORING__REFERENCE": "validation"})
+    third = monitoring.run(store, validation)  # another reference: recomputed, that run's rows replaced
+    assert len(third["runs"]) == 1 and third["version"] == first["version"] + 1
+    assert third["runs"][0]["reference"].startswith("the validation window 2013-02-08..2013-02-18")
+    assert set(store.read("flights/monitoring").toPandas().reference) == {"validation"}

@@ -134,3 +134,25 @@ def test_bitemporal_build_and_batch_features(syn):
     assert sorted(map(tuple, batch.select(*cols).collect())) == sorted(map(tuple, train_rows.select(*cols).collect()))
     latest = fs.get_latest_features("activity", [{"entity_id": "e000001"}]).collect()
     assert len(latest) == 1 and latest[0].entity_id == "e000001"
+
+
+def test_content_hash_is_sha256_over_the_sorted_row_digests(spark):
+    """The hash of the manifest: SHA-256 over the column names and the sorted per-row digests, row by row here;
+    fti hashes the collected Arrow buffer, which must give the same value (and over several partitions)."""
+    import hashlib
+
+    from pyspark.sql import functions as F
+
+    from fti.store.training_set import content_hash
+
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
+    df = spark.createDataFrame([(i, None if i % 3 else f"k{i}", when + dt.timedelta(hours=i), i / 7) for i in range(500)],
+                               "id int, key string, t timestamp, x double").repartition(4)
+    encoded = F.to_json(F.struct(*[F.col(c) for c in sorted(df.columns)]),
+                        {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX", "ignoreNullFields": "false"})
+    digests = sorted(r.d for r in df.select(F.sha2(encoded, 256).alias("d")).collect())
+    expected = hashlib.sha256(("|".join(sorted(df.columns)) + "\n").encode())
+    for d in digests:
+        expected.update(d.encode())
+    assert content_hash(df) == expected.hexdigest() == content_hash(df.coalesce(1).orderBy(F.rand(1)))
+    assert content_hash(df.limit(0)) == hashlib.sha256(b"id|key|t|x\n").hexdigest()

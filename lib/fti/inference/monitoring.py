@@ -1,9 +1,18 @@
-"""``fti monitor``: each scoring run's feature and score distributions against the model's training set.
+"""``fti monitor``: each scoring run's feature and score distributions against a reference the user chooses.
 
-Per run (model, version, as_of): PSI of every feature on 10 bins cut at the training set's deciles, the
-null rate (scoring vs training), the share of values outside the training range, the PSI of the scores,
-and, once outcomes have arrived in the labels table, the realized AUC. Results go to
-``<system>/monitoring`` (one commit per monitor run) and a PNG per run.
+The reference (``monitoring.reference``) is drawn from the model's own training set at its pinned version:
+by default its last ``monitoring.reference_weeks`` weeks, only the scored day's weekday (a daily batch
+compared with the same weekday mix); or the validation window; or the whole set. Per scoring run (model,
+version, as_of): the PSI of every feature on up to 10 bins cut at the reference's deciles, with each bin's
+counts (stored: a bin with a handful of rows is visible, and counts are smoothed by half a row, so an empty bin
+cannot blow PSI up to infinity; a feature with fewer than ``monitoring.min_distinct`` distinct values in the
+run, constant per entity across the batch, is reported and not flagged); the null rate (scoring vs reference); the share of values outside the reference's range;
+the PSI of the scores; and, once outcomes have arrived in the labels table, the realized AUC.
+
+Incremental: a run already monitored against the same reference is computed again only when outcomes of its
+population arrived since (the labelled rows are counted from the labels table, no Spark); each run computed is one commit to ``<system>/monitoring`` (replacing that run's earlier rows) and a
+PNG. The features of a run are rebuilt in this process (the scoring's single-process join) when the
+population fits ``scoring.local_max_rows``, else with Spark.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,81 +29,172 @@ import numpy as np
 from fti.errors import FtiError
 from fti.registry import ModelRef, manifest_of_model
 from fti.store import RunContext, TableStore
-from fti.store.feature_store import FeatureStore
-from fti.timeutil import UTC
+from fti.store.feature_store import FeatureStore, FeatureView, view_of_manifest
+from fti.store.predicate import Match
+from fti.timeutil import UTC, day_start, local_day, parse_day
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from fti.config import Settings
+    from fti.store.manifest import TrainingSetManifest
 
 log = logging.getLogger(__name__)
-SCHEMA = ("model_name string NOT NULL, model_version int NOT NULL, as_of timestamp NOT NULL, metric string NOT NULL, "
-          "feature string, value double, threshold double, drift boolean, computed_at timestamp NOT NULL")
+SCHEMA = ("model_name string NOT NULL, model_version int NOT NULL, as_of timestamp NOT NULL, "
+          "reference string NOT NULL, reference_rows long NOT NULL, scored_rows long NOT NULL, metric string NOT NULL, "
+          "feature string, value double, threshold double, drift boolean, bins string, computed_at timestamp NOT NULL")
+SMOOTHING = 0.5  # rows added to every bin on both sides
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected`` on the expected's quantile bins."""
-    expected = expected[~np.isnan(expected)]
-    actual = actual[~np.isnan(actual)]
-    if len(expected) == 0 or len(actual) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / len(expected)
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / len(actual)
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
-    return float(np.sum((a - e) * np.log(a / e)))
+@dataclass(frozen=True)
+class Psi:
+    """A PSI with its bins: ``edges`` (bin i holds values in [edges[i-1], edges[i])), the reference's and the
+    scoring run's counts per bin (nulls left out)."""
+
+    value: float
+    edges: list[float]
+    reference: list[int]
+    scoring: list[int]
+    distinct: int  # distinct values in the scoring run
+
+    def bins(self) -> str:
+        return json.dumps({"edges": self.edges, "reference": self.reference, "scoring": self.scoring,
+                           "scoring_distinct": self.distinct})
 
 
-def _run_metrics(settings: Settings, store: TableStore, fs: FeatureStore, model: str, version: int,
-                 as_of: dt.datetime, feature_versions: dict[str, int], preds: pd.DataFrame) -> list[dict[str, Any]]:
+def psi(reference: np.ndarray, scoring: np.ndarray, bins: int = 10) -> Psi:
+    """Population stability index of ``scoring`` against ``reference`` on the reference's quantile bins, from
+    counts smoothed by :data:`SMOOTHING` rows per bin (NaN when either side has no values)."""
+    reference = reference[~np.isnan(reference)]
+    scoring = scoring[~np.isnan(scoring)]
+    if len(reference) == 0 or len(scoring) == 0:
+        return Psi(float("nan"), [], [len(reference)], [len(scoring)], len(np.unique(scoring)))
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
+    a = np.bincount(np.searchsorted(edges, scoring, side="right"), minlength=len(edges) + 1)
+    pe = (e + SMOOTHING) / (e.sum() + SMOOTHING * len(e))
+    pa_ = (a + SMOOTHING) / (a.sum() + SMOOTHING * len(a))
+    return Psi(float(np.sum((pa_ - pe) * np.log(pa_ / pe))), [float(x) for x in edges], e.tolist(), a.tolist(),
+               len(np.unique(scoring)))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The rows a scoring run is compared with."""
+
+    name: str
+    description: str
+    frame: pd.DataFrame
+
+
+def reference_rows(store: TableStore, settings: Settings, manifest: TrainingSetManifest, features: list[str],
+                   day: dt.date) -> Reference:
+    """The reference rows of ``monitoring.reference`` from the model's training set (pinned version), for a
+    scoring run of local day ``day``."""
+    import pyarrow as pa
+    import pyarrow.dataset as pds
+
+    cfg, tz = settings.config.monitoring, settings.config.timezone
+    out, time_col = manifest.output, manifest.spine.event_time
+    dataset = pds.dataset(store.file_uris(out.table, version=out.version), format="parquet")
+    utc = pa.timestamp("us", tz="UTC")
+    if cfg.reference == "training_set":
+        frame = dataset.to_table(columns=features).to_pandas()
+        return Reference("training_set", f"the whole training set ({len(frame)} rows)", frame)
+    if cfg.reference == "validation":
+        window = settings.config.training.validation
+        lo, hi = day_start(parse_day(window.start), tz), day_start(parse_day(window.end), tz)
+    else:
+        hi = day_start(parse_day(manifest.spine.end), tz)
+        lo = hi - dt.timedelta(weeks=cfg.reference_weeks)
+    cond = (pds.field(time_col) >= pa.scalar(lo, utc)) & (pds.field(time_col) < pa.scalar(hi, utc))
+    frame = dataset.to_table(columns=features + [time_col], filter=cond).to_pandas()
+    span = f"{local_day(lo, tz)}..{local_day(hi, tz)}"
+    if cfg.reference == "validation":
+        return Reference("validation", f"the validation window {span} ({len(frame)} rows)", frame[features])
+    weekdays = frame[time_col].dt.tz_convert(tz).dt.dayofweek if len(frame) else frame[time_col]
+    same = frame[weekdays == day.weekday()]
+    if len(same):
+        return Reference("recent_weeks", f"the {day.strftime('%A')}s of the set's last {cfg.reference_weeks} weeks "
+                         f"{span} ({len(same)} rows)", same[features])
+    return Reference("recent_weeks", f"the set's last {cfg.reference_weeks} weeks {span}, every weekday "
+                     f"(none on a {day.strftime('%A')}; {len(frame)} rows)", frame[features])
+
+
+def _scoring_features(store: TableStore, settings: Settings, view: FeatureView, as_of: dt.datetime,
+                      versions: dict[str, int]) -> pd.DataFrame:
+    """The features the scoring run used: the same join, at the versions it recorded."""
+    from fti.inference.pipeline import scoring_engine
+
+    fs = FeatureStore(store, settings)
+    if scoring_engine(store, settings, view, versions) == "local":
+        return fs.batch_features_local(view, as_of=as_of, versions=versions).to_pandas()
+    population = store.read(view.spine_table).where(
+        f"{view.spine_time} = timestamp'{as_of.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}'")
+    keep = list(dict.fromkeys(view.spine_keys + view.spine_features + [k for g in view.groups for k in g.keys]))
+    return fs.get_batch_features(view, as_of=as_of, population_df=population.select(*keep),
+                                 versions=versions).toPandas()
+
+
+def _outcomes(store: TableStore, view: FeatureView, as_of: dt.datetime) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    moment = pa.scalar(as_of, type=pa.timestamp("us", tz="UTC"))
+    key = view.spine_keys[0]
+    rows = store.arrow_dataset(view.spine_table).to_table(
+        columns=[key, view.label], filter=(pc.field(view.spine_time) == moment) & pc.field(view.label).is_valid())
+    frame = rows.to_pandas()
+    frame[key] = frame[key].astype(str)
+    return frame
+
+
+def _run_metrics(settings: Settings, store: TableStore, model: str, version: int, as_of: dt.datetime,
+                 feature_versions: dict[str, int], preds: pd.DataFrame) -> tuple[Reference, list[dict[str, Any]]]:
     import mlflow.xgboost
     import xgboost
     from sklearn.metrics import roc_auc_score
 
-    from fti.store.feature_store import view_of_manifest
-
     cfg = settings.config.monitoring
     manifest = manifest_of_model(settings, ModelRef(model, version=version))
     view = view_of_manifest(manifest)
-    features = view.feature_columns
-    train = store.read(manifest.output.table, version=manifest.output.version).select(
-        *features).toPandas().astype("float64")
-    population = store.read(view.spine_table).where(f"{view.spine_time} = timestamp'{as_of.strftime('%Y-%m-%d %H:%M:%S')}'")
-    keep = list(dict.fromkeys(view.spine_keys + view.spine_features + [k for g in view.groups for k in g.keys]))
-    scoring = fs.get_batch_features(view, as_of=as_of, population_df=population.select(*keep),
-                                    versions=feature_versions).toPandas()
+    booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
+    features = booster.feature_names or view.feature_columns
+    reference = reference_rows(store, settings, manifest, features, local_day(as_of, settings.config.timezone))
+    ref = reference.frame.astype("float64")
+    scoring = _scoring_features(store, settings, view, as_of, feature_versions)
     rows = []
 
-    def add(metric: str, feature: str | None, value: float, threshold: float | None) -> None:
+    def add(metric: str, feature: str | None, value: float, threshold: float | None, bins: str | None = None) -> None:
         drift = bool(threshold is not None and not np.isnan(value) and value > threshold)
         rows.append({"metric": metric, "feature": feature, "value": None if np.isnan(value) else float(value),
-                     "threshold": threshold, "drift": drift})
+                     "threshold": threshold, "drift": drift, "bins": bins})
 
     for f in features:
-        tr, sc = train[f].to_numpy(), scoring[f].astype("float64").to_numpy()
-        add("psi", f, psi(tr, sc), cfg.psi_threshold)
-        add("null_rate_delta", f, abs(np.isnan(sc).mean() - np.isnan(tr).mean()), cfg.null_rate_delta)
-        lo, hi = np.nanmin(tr) if (~np.isnan(tr)).any() else np.nan, np.nanmax(tr) if (~np.isnan(tr)).any() else np.nan
-        present = sc[~np.isnan(sc)]
-        outside = float(((present < lo) | (present > hi)).mean()) if len(present) else 0.0
+        tr, sc = ref[f].to_numpy(), scoring[f].astype("float64").to_numpy()
+        p = psi(tr, sc)
+        # a feature with few distinct values in the run (one day's weather at 3 airports, the month) is one value
+        # per entity for the whole batch: its PSI is stored with its bins, not flagged
+        add("psi", f, p.value, cfg.psi_threshold if p.distinct >= cfg.min_distinct else None, p.bins())
+        add("null_rate_delta", f, abs(np.isnan(sc).mean() - np.isnan(tr).mean()) if len(tr) else float("nan"),
+            cfg.null_rate_delta)
+        present_ref, present = tr[~np.isnan(tr)], sc[~np.isnan(sc)]
+        outside = float(((present < present_ref.min()) | (present > present_ref.max())).mean()) \
+            if len(present) and len(present_ref) else 0.0
         add("out_of_range_share", f, outside, cfg.out_of_range_share)
-    booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
-    model_features = booster.feature_names or features
-    train_scores = booster.predict(xgboost.DMatrix(train[model_features], feature_names=model_features))
-    add("score_psi", None, psi(train_scores, preds["score"].to_numpy()), cfg.psi_threshold)
+    ref_scores = booster.predict(xgboost.DMatrix(ref[features], feature_names=features)) if len(ref) else np.array([])
+    p = psi(np.asarray(ref_scores, "float64"), preds["score"].to_numpy("float64"))
+    add("score_psi", None, p.value, cfg.psi_threshold, p.bins())
     add("score_mean", None, float(preds["score"].mean()), None)
-    labels = store.read(view.spine_table).where(
-        f"{view.label} is not null and {view.spine_time} = timestamp'{as_of.strftime('%Y-%m-%d %H:%M:%S')}'").select(
-        *[f"`{k}`" for k in view.spine_keys], view.label).toPandas()
+    labels = _outcomes(store, view, as_of)
     key = view.spine_keys[0]
-    joined = preds.merge(labels.astype({key: str}), on=key, how="inner")
+    joined = preds.astype({key: str}).merge(labels, on=key, how="inner")
+    arrived = float(len(joined) / max(1, len(preds)))
     if len(joined) and joined[view.label].nunique() == 2:
         add("realized_auc", None, float(roc_auc_score(joined[view.label], joined["score"])), None)
-        add("outcomes_arrived", None, float(len(joined) / len(preds)), None)
-    else:
-        add("outcomes_arrived", None, float(len(joined) / max(1, len(preds))), None)
-    return rows
+    add("outcomes_arrived", None, arrived, None)
+    add("labelled_rows", None, float(len(labels)), None)  # what decides whether the run is monitored again
+    return reference, rows
 
 
 def _plot(path: Path, title: str, rows: list[dict[str, Any]], threshold: float) -> None:
@@ -106,52 +207,101 @@ def _plot(path: Path, title: str, rows: list[dict[str, Any]], threshold: float) 
     fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(psis))))
     ax.barh([p[0] for p in psis], [p[1] for p in psis], color=["tab:red" if p[1] > threshold else "tab:blue" for p in psis])
     ax.axvline(threshold, color="k", ls="--", lw=0.8)
-    ax.set(xlabel="PSI vs training set", title=title)
+    ax.set(xlabel="PSI vs reference", title=title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
+def _scoring_runs(store: TableStore, table: str) -> list[dict[str, Any]]:
+    """(model, version, as_of, feature versions) of every scoring run in the predictions table, oldest first."""
+    runs: dict[tuple[str, int, dt.datetime], dict[str, Any]] = {}
+    frame = store.arrow_dataset(table).to_table(
+        columns=["model_name", "model_version", "as_of", "feature_versions"]).to_pylist()
+    for r in frame:
+        as_of = r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC)
+        runs.setdefault((r["model_name"], int(r["model_version"]), as_of),
+                        {"model_name": r["model_name"], "model_version": int(r["model_version"]), "as_of": as_of,
+                         "feature_versions": dict(r["feature_versions"] or {})})
+    return [runs[k] for k in sorted(runs, key=lambda k: (k[2], k[0], k[1]))]
+
+
+def _monitored(store: TableStore, table: str, reference: str) -> dict[tuple[str, int, dt.datetime], int]:
+    """Runs monitored against ``reference`` -> how many of their population's outcomes had arrived then."""
+    import pyarrow.compute as pc
+
+    if not store.exists(table):
+        return {}
+    dataset = store.arrow_dataset(table)
+    if "reference" not in dataset.schema.names:
+        raise FtiError(f"{table} was written by an older fti (no reference column)",
+                       hint=f"remove the folder {store.home / table}: it holds derived rows, and fti monitor "
+                            "rebuilds it from the predictions")
+    done = dataset.to_table(columns=["model_name", "model_version", "as_of", "value"],
+                            filter=(pc.field("reference") == reference) & (pc.field("metric") == "labelled_rows")
+                            ).to_pylist()
+    return {(r["model_name"], int(r["model_version"]),
+             r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC)): int(r["value"]) for r in done}
+
+
+def _up_to_date(store: TableStore, settings: Settings, run: dict[str, Any],
+                monitored: dict[tuple[str, int, dt.datetime], int]) -> bool:
+    """Monitored against the same reference, and no outcome of its population has arrived since."""
+    key = (run["model_name"], run["model_version"], run["as_of"])
+    if key not in monitored:
+        return False
+    view = view_of_manifest(manifest_of_model(settings, ModelRef(run["model_name"], version=run["model_version"])))
+    return len(_outcomes(store, view, run["as_of"])) == monitored[key]
+
+
 def run(store: TableStore, settings: Settings) -> dict[str, Any]:
-    """Monitor every scoring run in the predictions table; write the monitoring table and PNG reports."""
-    from pyspark.sql import functions as F
+    """Monitor the scoring runs of the predictions table not yet monitored against ``monitoring.reference``, or
+    whose population has gained outcomes (labels) since: one commit and one PNG report per run.
+
+    Returns:
+        ``{"table", "version", "runs": [one report per run computed], "up_to_date": runs left as they were}``.
+    """
+    import mlflow
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql.types import _parse_datatype_string
 
     preds_table = f"{settings.system}/predictions"
     if not store.exists(preds_table):
         raise FtiError(f"no predictions table {preds_table}", hint="score first: fti score --as-of T")
-    import mlflow
-
     mlflow.set_tracking_uri(settings.tracking_uri)
-    fs = FeatureStore(store, settings)
-    preds = store.read(preds_table)
-    runs = preds.select("model_name", "model_version", "as_of", "feature_versions").dropDuplicates(
-        ["model_name", "model_version", "as_of"]).orderBy("as_of").collect()
-    now = dt.datetime.now(UTC)
-    out: list[dict[str, Any]] = []
-    reports = []
-    for r in runs:
-        as_of = r.as_of.replace(tzinfo=UTC)
-        rows_df = preds.where((F.col("model_name") == r.model_name) & (F.col("model_version") == r.model_version)
-                              & (F.col("as_of") == F.lit(as_of).cast("timestamp"))).toPandas()
-        metrics = _run_metrics(settings, store, fs, r.model_name, r.model_version, as_of, dict(r.feature_versions or {}),
-                               rows_df)
-        png = store.home / settings.system / "monitoring_reports" / \
-            f"{r.model_name}_v{r.model_version}_{as_of.strftime('%Y%m%dT%H%MZ')}.png"
-        _plot(png, f"{r.model_name} v{r.model_version} at {as_of.isoformat()}", metrics,
-              settings.config.monitoring.psi_threshold)
-        for m in metrics:
-            out.append({"model_name": r.model_name, "model_version": r.model_version, "as_of": as_of.replace(tzinfo=None),
-                        "computed_at": now.replace(tzinfo=None), **m})
-        reports.append({"model": f"{r.model_name}/{r.model_version}", "as_of": as_of.isoformat(), "png": str(png),
-                        "drifted": sorted({m["feature"] or m["metric"] for m in metrics if m["drift"]}),
-                        **{m["metric"]: m["value"] for m in metrics if m["feature"] is None}})
+    cfg = settings.config.monitoring
     name = f"{settings.system}/monitoring"
-    from pyspark.sql.types import _parse_datatype_string
-
+    monitored = _monitored(store, name, cfg.reference)
+    runs = _scoring_runs(store, preds_table)
+    todo = [r for r in runs if not _up_to_date(store, settings, r, monitored)]
     schema = _parse_datatype_string(SCHEMA)
     store.create_table(name, schema, kind="monitoring", description="Drift and realized quality per scoring run")
-    frame = store.spark.createDataFrame([tuple(row[f.name] for f in schema.fields) for row in out], schema)
-    result = store.overwrite(name, frame.coalesce(1), run=RunContext(pipeline="monitoring"),
-                             metadata={"fti.runs": json.dumps([x["model"] + "@" + x["as_of"] for x in reports])})
-    return {"table": name, "version": result.version, "runs": reports}
+    reports, version = [], store.version(name)
+    for r in todo:
+        model, mv, as_of = r["model_name"], r["model_version"], r["as_of"]
+        moment = pa.scalar(as_of, type=pa.timestamp("us", tz="UTC"))
+        preds = store.arrow_dataset(preds_table).to_table(
+            filter=(pc.field("model_name") == model) & (pc.field("model_version") == mv) & (pc.field("as_of") == moment)
+        ).to_pandas()
+        reference, metrics = _run_metrics(settings, store, model, mv, as_of, r["feature_versions"], preds)
+        png = store.home / settings.system / "monitoring_reports" / f"{model}_v{mv}_{as_of.strftime('%Y%m%dT%H%MZ')}.png"
+        _plot(png, f"{model} v{mv} at {as_of.isoformat()}\nvs {reference.description}", metrics, cfg.psi_threshold)
+        now = dt.datetime.now(UTC).replace(tzinfo=None)
+        rows = [{"model_name": model, "model_version": mv, "as_of": as_of.replace(tzinfo=None),
+                 "reference": reference.name, "reference_rows": len(reference.frame), "scored_rows": len(preds),
+                 "computed_at": now, **m} for m in metrics]
+        frame = store.spark.createDataFrame([tuple(row[f.name] for f in schema.fields) for row in rows], schema)
+        result = store.replace_where(name, frame.coalesce(1), Match.of(model_name=[model], model_version=[mv],
+                                                                       as_of=[as_of]),
+                                     run=RunContext(pipeline="monitoring"),
+                                     metadata={"fti.runs": json.dumps([f"{model}/{mv}@{as_of.isoformat()}"])})
+        version = result.version
+        reports.append({"model": f"{model}/{mv}", "as_of": as_of.isoformat(), "png": str(png),
+                        "reference": reference.description, "version": version,
+                        "drifted": sorted({m["feature"] or m["metric"] for m in metrics if m["drift"]}),
+                        **{m["metric"]: m["value"] for m in metrics if m["feature"] is None}})
+        log.info("monitored %s/%s at %s against %s: %d drift flags (%s v%d)", model, mv, as_of.isoformat(),
+                 reference.description, len(reports[-1]["drifted"]), name, version)
+    return {"table": name, "version": version, "runs": reports, "up_to_date": len(runs) - len(todo)}

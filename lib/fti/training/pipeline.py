@@ -3,8 +3,10 @@
 :func:`run` is five named steps:
 
 1. :func:`prepare` builds (or reuses, when the view and every pinned input version are unchanged) the
-   training set of the view, and says which features, label and train / validation / test windows it gives;
-2. :func:`fit_model` trains on Ray Train from the training set's Delta file list (pinned version);
+   training set of the view, says which features, label and windows it gives, and reads the train /
+   validation / test windows ONCE (pyarrow over the pinned Delta file list) for both training and evaluation;
+   :func:`run` starts Ray in the main thread while this step builds the set with Spark in another;
+2. :func:`fit_model` trains on Ray Train (the windows reach the workers through Ray's object store);
 3. :func:`evaluate` scores the validation and test windows on the driver: AUC, log loss, precision/recall at
    the F1-best validation threshold, calibration error (an :class:`Evaluation`);
 4. :func:`register` logs everything with the manifest and plots to MLflow, registers the model and stores its
@@ -15,11 +17,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +36,11 @@ from fti.store.manifest import MANIFEST_SUFFIX, OutputEntry, TrainingSetManifest
 from fti.timeutil import day_start, parse_day
 from fti.training import metrics as quality
 from fti.training.promotion import gate
+from fti.training.ray_train import WorkerPlan, ray_session, runs_in_process
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from fti.config import Settings
 
@@ -88,15 +94,33 @@ def _window(settings: Settings, name: str) -> tuple[dt.datetime, dt.datetime]:
         day_start(parse_day(cfg.end, option=f"training.{name}.end"), tz)
 
 
-def _frame(store: TableStore, table: str, version: int, cols: list[str], time_col: str,
-           window: tuple[dt.datetime, dt.datetime]) -> pd.DataFrame:
+def read_windows(files: list[str], windows: dict[str, tuple[dt.datetime, dt.datetime]], columns: list[str],
+                 time_col: str, *, table: str) -> dict[str, pa.Table]:
+    """The training set's rows of each window (start inclusive, end exclusive), read in one pass over the
+    pinned version's parquet ``files`` (only ``columns``, only the rows inside the windows).
+
+    Raises:
+        FtiError: A window has no rows (named, with the table).
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.dataset as pds
 
     utc = pa.timestamp("us", tz="UTC")
-    expr = (pds.field(time_col) >= pa.scalar(window[0], utc)) & (pds.field(time_col) < pa.scalar(window[1], utc))
-    dataset = pds.dataset(store.file_uris(table, version=version), format="parquet")
-    return dataset.to_table(columns=cols, filter=expr).to_pandas()
+    lo, hi = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
+    dataset = pds.dataset(files, format="parquet")
+    rows = dataset.to_table(columns=list(dict.fromkeys(columns + [time_col])),
+                            filter=(pds.field(time_col) >= pa.scalar(lo, utc)) & (pds.field(time_col) < pa.scalar(hi, utc)))
+    tables = {}
+    for name, (start, end) in windows.items():
+        times = rows.column(time_col)
+        tables[name] = rows.filter(pc.and_(pc.greater_equal(times, pa.scalar(start, utc)),
+                                           pc.less(times, pa.scalar(end, utc)))).select(columns)
+        if tables[name].num_rows == 0:
+            raise FtiError(f"the {name} window {start.date()}..{end.date()} has no rows in {table}",
+                           hint="land and featurize data through the end of the window first, or fix the "
+                                f"training.{name} window in the config")
+    return tables
 
 
 def preflight(settings: Settings) -> None:
@@ -119,6 +143,8 @@ class PreparedSet:
     label: str
     time_col: str
     windows: dict[str, tuple[dt.datetime, dt.datetime]]
+    tables: dict[str, pa.Table]
+    seconds: float
 
     @property
     def output(self) -> OutputEntry:
@@ -156,7 +182,9 @@ class RegisteredModel:
 
 def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | None = None,
             exclude_features: list[str] | None = None) -> PreparedSet:
-    """Build (or reuse, when its view and every pinned input are unchanged) the training set of the view."""
+    """Build (or reuse, when its view and every pinned input are unchanged) the training set of the view, and
+    read its train / validation / test windows (:func:`read_windows`)."""
+    started = time.perf_counter()
     cfg = settings.config.training
     fs = FeatureStore(store, settings)
     view_name = view or cfg.feature_view or next(iter(settings.config.feature_views))
@@ -166,12 +194,17 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     if ts is None:
         ts = fs.materialize(fs.get_training_set(None, view_name, start=first, end=last), run_id=run_id)
     excluded = set(exclude_features if exclude_features is not None else cfg.exclude_features)
-    prepared = PreparedSet(training_set=ts, reused=reused, view=view_name,
-                           features=[c for c in ts.feature_columns if c not in excluded],
-                           label=ts.manifest.spine.label, time_col=ts.manifest.spine.event_time,
-                           windows={name: _window(settings, name) for name in ("train", "validation", "test")})
-    log.info("training set %s (%s): %d rows, %d features", prepared.output.table, "reused" if reused else "built",
-             prepared.output.rows, len(prepared.features))
+    features = [c for c in ts.feature_columns if c not in excluded]
+    label, time_col = ts.manifest.spine.label, ts.manifest.spine.event_time
+    windows = {name: _window(settings, name) for name in ("train", "validation", "test")}
+    out = ts.manifest.output
+    tables = read_windows(store.file_uris(out.table, version=out.version), windows, features + [label], time_col,
+                          table=f"{out.table} (version {out.version})")
+    prepared = PreparedSet(training_set=ts, reused=reused, view=view_name, features=features, label=label,
+                           time_col=time_col, windows=windows, tables=tables, seconds=time.perf_counter() - started)
+    log.info("training set %s (%s): %d rows, %d features, windows %s, in %.1f s", prepared.output.table,
+             "reused" if reused else "built", prepared.output.rows, len(features),
+             "/".join(str(t.num_rows) for t in tables.values()), prepared.seconds)
     return prepared
 
 
@@ -184,47 +217,52 @@ def _params(settings: Settings) -> dict[str, Any]:
     return params
 
 
-def fit_model(store: TableStore, settings: Settings, prepared: PreparedSet, *, run_id: str) -> Any:
-    """Train XGBoost on Ray Train over the training set's pinned files; returns the booster."""
-    from fti.training.ray_train import fit, ray_session
+@dataclass
+class FittedModel:
+    """The booster (cut at its best validation iteration) and the workers that trained it."""
+
+    booster: Any
+    workers: WorkerPlan
+    seconds: float
+
+
+def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_process: bool | None = None) -> FittedModel:
+    """Train XGBoost on Ray Train on the prepared train / validation windows: in this process or on Ray workers
+    (default: :func:`fti.training.ray_train.runs_in_process` on the set's rows). Uses the Ray of the caller
+    (:func:`run` starts it early) or starts one for the call."""
+    from fti.training.ray_train import fit, plan_workers
 
     cfg = settings.config.training
-    out = prepared.output
-    files = store.file_uris(out.table, version=out.version)
-    with ray_session(settings, num_workers=cfg.num_workers):
-        return fit(files, features=prepared.features, label=prepared.label, time_col=prepared.time_col,
-                   windows=prepared.windows, params=_params(settings), num_boost_round=cfg.num_boost_round,
-                   early_stopping_rounds=cfg.early_stopping_rounds, num_workers=cfg.num_workers,
-                   use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s, run_name=run_id)
+    started = time.perf_counter()
+    if in_process is None:
+        in_process = runs_in_process(settings, prepared.output.rows)
+    with nullcontext() if in_process else ray_session(settings):
+        workers = plan_workers(settings, prepared.tables["train"].num_rows, in_process=in_process)
+        booster = fit(prepared.tables, features=prepared.features, label=prepared.label, params=_params(settings),
+                   num_boost_round=cfg.num_boost_round, early_stopping_rounds=cfg.early_stopping_rounds,
+                      workers=workers, use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s,
+                      run_name=run_id)
+    return FittedModel(booster=booster, workers=workers, seconds=time.perf_counter() - started)
 
 
-def evaluate(store: TableStore, settings: Settings, prepared: PreparedSet, booster: Any) -> Evaluation:
-    """Score the validation and test windows; the threshold is the validation's F1-best.
-
-    Raises:
-        FtiError: The test window has no rows.
-    """
+def evaluate(prepared: PreparedSet, booster: Any) -> Evaluation:
+    """Score the validation and test windows; the threshold is the validation's F1-best."""
     import xgboost
 
-    cfg = settings.config.training
-    out, features, label, time_col = prepared.output, prepared.features, prepared.label, prepared.time_col
-    cols = features + [label, time_col]
-    val = _frame(store, out.table, out.version, cols, time_col, prepared.windows["validation"])
-    test = _frame(store, out.table, out.version, cols, time_col, prepared.windows["test"])
-    if test.empty:
-        raise FtiError(f"the test window {cfg.test.start}..{cfg.test.end} has no rows in {out.table}",
-                       hint="land and featurize data through the end of the test window first")
+    features, label = prepared.features, prepared.label
+    val = prepared.tables["validation"].to_pandas()
+    test = prepared.tables["test"].to_pandas()
     p_val = booster.predict(xgboost.DMatrix(val[features], feature_names=features))
     p_test = booster.predict(xgboost.DMatrix(test[features], feature_names=features))
     threshold = quality.best_f1_threshold(val[label].to_numpy(), p_val)
     return Evaluation(threshold=threshold, validation=quality.quality(val[label].to_numpy(), p_val, threshold),
                       test=quality.quality(test[label].to_numpy(), p_test, threshold),
-                      rows={"train": int(out.rows) - len(val) - len(test), "validation": len(val), "test": len(test)},
+                      rows={name: table.num_rows for name, table in prepared.tables.items()},
                       val_frame=val, test_frame=test, p_val=p_val, p_test=p_test)
 
 
-def register(settings: Settings, prepared: PreparedSet, booster: Any, evaluation: Evaluation, *, run_id: str,
-             fit_seconds: float) -> RegisteredModel:
+def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, evaluation: Evaluation, *,
+             run_id: str) -> RegisteredModel:
     """Log the run (params, metrics, manifest, leakage report, plots, model) to MLflow, register the model and
     store its metadata on the version (tags, once: :class:`fti.registry.ModelMetadata`)."""
     import mlflow
@@ -232,6 +270,7 @@ def register(settings: Settings, prepared: PreparedSet, booster: Any, evaluation
     from mlflow.models import infer_signature
 
     cfg = settings.config.training
+    booster = fitted.booster
     out, features, label, manifest = prepared.output, prepared.features, prepared.label, prepared.training_set.manifest
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.config.mlflow.registry_uri:
@@ -246,14 +285,15 @@ def register(settings: Settings, prepared: PreparedSet, booster: Any, evaluation
     val, test = evaluation.val_frame, evaluation.test_frame
     try:
         with mlflow.start_run(run_name=run_id) as active:
-            mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings).items()}, "num_workers": cfg.num_workers,
+            mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings).items()}, "num_workers": fitted.workers.num_workers,  # 0: in-process
+                               "cpus_per_worker": fitted.workers.cpus_per_worker,
                                "num_boost_round": cfg.num_boost_round, "best_iteration": booster.num_boosted_rounds(),
                                "feature_view": prepared.view, "features": ",".join(features),
                                "training_set": out.table, "training_set_sha256": out.sha256,
                                "threshold": evaluation.threshold,
                                **{f"window.{k}": f"{getattr(cfg, k).start}..{getattr(cfg, k).end}"
                                   for k in ("train", "validation", "test")}})
-            mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fit_seconds})
+            mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds})
             mlflow.log_dict(manifest.to_json(), "training_set.json")
             mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
             importance = booster.get_score(importance_type="total_gain")
@@ -300,14 +340,24 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run_id = run_id or new_run_id("train")
-    prepared = prepare(store, settings, run_id=run_id, view=view, exclude_features=exclude_features)
-    timings["training_set"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    booster = fit_model(store, settings, prepared, run_id=run_id)
-    timings["fit"] = time.perf_counter() - t1
-    evaluation = evaluate(store, settings, prepared, booster)
+    # the training set has at most the spine table's rows (Delta log counts, no Spark job)
+    fs = FeatureStore(store, settings)
+    spine = fs.feature_view(view or cfg.feature_view or next(iter(settings.config.feature_views))).spine_table
+    needs_ray = not runs_in_process(settings, store.row_count(spine))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fti-prepare") as pool:
+        # Spark builds the training set in a worker thread while Ray starts in this one (ray.init must run in
+        # the main thread); a failed build is raised here, and Ray is shut down on the way out
+        building = pool.submit(prepare, store, settings, run_id=run_id, view=view, exclude_features=exclude_features)
+        with ray_session(settings) if needs_ray else nullcontext():
+            timings["ray_start"] = time.perf_counter() - t0
+            prepared = building.result()
+            timings["training_set"] = prepared.seconds
+            t1 = time.perf_counter()
+            fitted = fit_model(settings, prepared, run_id=run_id, in_process=not needs_ray)
+            timings["fit"] = time.perf_counter() - t1
+    evaluation = evaluate(prepared, fitted.booster)
     t2 = time.perf_counter()
-    model = register(settings, prepared, booster, evaluation, run_id=run_id, fit_seconds=timings["fit"])
+    model = register(settings, prepared, fitted, evaluation, run_id=run_id)
     decision = gate(client(settings), model.name, model.version, new_auc=evaluation.test["auc"],
                     test=evaluation.test_frame, label=prepared.label, margin=cfg.promotion_margin)
     timings["mlflow"] = time.perf_counter() - t2
