@@ -107,7 +107,7 @@ def main() -> int:
                 plans.append(workers.describe())
                 booster = fit(tables, features=names, label="label", params=dict(PARAMS), num_boost_round=ROUNDS,
                               early_stopping_rounds=ROUNDS, workers=workers, use_gpu=False, timeout_s=1800,
-                              run_name="bench")
+                              run_name="bench").booster
                 t3 = time.perf_counter()
             parts_s["ray_start"].append(t1 - t0)
             parts_s["data_load"].append(t2 - t1)

@@ -297,6 +297,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ("test precision/recall", f"{m['test_precision']:.3f}/{m['test_recall']:.3f}"),
         ("test calibration error", f"{m['test_calibration_error']:.4f}"),
         ("registered", f"{report.model_name}/{report.version} -> {report.alias}"),
+        ("trained", report.workers),
         ("why", report.reason),
         ("seconds (set/fit/total)", f"{report.seconds['training_set']:.0f}/{report.seconds['fit']:.0f}/"
                                     f"{report.seconds['total']:.0f}"),

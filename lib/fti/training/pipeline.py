@@ -66,6 +66,7 @@ class TrainReport:
     threshold: float
     seconds: dict[str, float] = field(default_factory=dict)
     experiment_url: str = ""
+    workers: str = ""
 
 
 def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.date, end: dt.date) -> TrainingSet | None:
@@ -219,11 +220,12 @@ def _params(settings: Settings) -> dict[str, Any]:
 
 @dataclass
 class FittedModel:
-    """The booster (cut at its best validation iteration) and the workers that trained it."""
+    """The booster (cut at its best validation iteration), the workers that trained it and their timings."""
 
     booster: Any
     workers: WorkerPlan
     seconds: float
+    timings: str = ""
 
 
 def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_process: bool | None = None) -> FittedModel:
@@ -238,11 +240,12 @@ def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_proc
         in_process = runs_in_process(settings, prepared.output.rows)
     with nullcontext() if in_process else ray_session(settings):
         workers = plan_workers(settings, prepared.tables["train"].num_rows, in_process=in_process)
-        booster = fit(prepared.tables, features=prepared.features, label=prepared.label, params=_params(settings),
+        result = fit(prepared.tables, features=prepared.features, label=prepared.label, params=_params(settings),
                    num_boost_round=cfg.num_boost_round, early_stopping_rounds=cfg.early_stopping_rounds,
                       workers=workers, use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s,
                       run_name=run_id)
-    return FittedModel(booster=booster, workers=workers, seconds=time.perf_counter() - started)
+    return FittedModel(booster=result.booster, workers=workers, seconds=time.perf_counter() - started,
+                       timings=result.timings())
 
 
 def evaluate(prepared: PreparedSet, booster: Any) -> Evaluation:
@@ -367,4 +370,5 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
                        metrics=evaluation.metrics, champion_auc=decision.champion_auc,
                        training_set=prepared.output.table, reused_training_set=prepared.reused,
                        threshold=evaluation.threshold, seconds=timings,
+                       workers=f"{fitted.workers.describe()}: {fitted.timings}",
                        experiment_url=f"{settings.tracking_uri} experiment '{model.experiment}' run {model.mlflow_run_id}")

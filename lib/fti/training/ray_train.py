@@ -150,6 +150,18 @@ def plan_workers(settings: Settings, train_rows: int, *, in_process: bool) -> Wo
     return WorkerPlan(workers, max(1, min(node_cpus, total_cpus // workers)), reason)
 
 
+@dataclass
+class FitResult:
+    """A fit's booster and, per worker, ``{"rank", "node", "rows", "load_s", "train_s"}``."""
+
+    booster: xgboost.Booster
+    workers: list[dict[str, Any]]
+
+    def timings(self) -> str:
+        return "; ".join(f"worker {w['rank']} on node {w['node']}: {w['rows']} rows, load {w['load_s']:.1f} s, "
+                         f"train {w['train_s']:.1f} s" for w in self.workers)
+
+
 def cluster_cpus() -> tuple[int, int]:
     """(CPUs of the whole Ray cluster, CPUs of its largest alive node)."""
     import ray
@@ -223,11 +235,11 @@ def _train_fn(config: dict[str, Any]) -> xgboost.Booster | None:
 
 def fit(tables: Mapping[str, pa.Table], *, features: list[str], label: str, params: dict[str, Any],
         num_boost_round: int, early_stopping_rounds: int, workers: WorkerPlan, use_gpu: bool, timeout_s: int,
-        run_name: str) -> xgboost.Booster:
+        run_name: str) -> FitResult:
     """Train XGBoost with Ray Train on the ``train`` and ``validation`` tables (features and label columns).
 
     Returns:
-        The booster, cut at its best iteration on the validation window.
+        The booster, cut at its best iteration on the validation window, and each worker's node, rows and times.
 
     Raises:
         FtiError: Not enough Ray resources, or the fit did not finish within ``timeout_s``.
@@ -267,11 +279,11 @@ def fit(tables: Mapping[str, pa.Table], *, features: list[str], label: str, para
     finally:
         pool.shutdown(wait=False)
     metrics = result.metrics or {}
-    log.info("Ray Train fit (%s) in %.1f s; %s", workers.describe(), time.perf_counter() - fit_started,
-             "; ".join(f"worker {w['rank']} on node {w['node']}: {w['rows']} train rows loaded in {w['load_s']:.1f} s, "
-                       f"trained in {w['train_s']:.1f} s" for w in metrics.get("workers", [])))
     booster = result.return_value if in_process else RayTrainReportCallback.get_model(result.checkpoint)
     best = booster.attr("best_iteration")
     if best is not None:
         booster = booster[: int(best) + 1]
-    return booster
+    fitted = FitResult(booster=booster, workers=list(metrics.get("workers", [])))
+    log.info("Ray Train fit (%s) in %.1f s; %s", workers.describe(), time.perf_counter() - fit_started,
+             fitted.timings())
+    return fitted
