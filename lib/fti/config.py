@@ -165,7 +165,7 @@ class TrainingConfig(StrictModel):
     # per Ray CPU). Where the lines are, measured on 2 cores: README, Training.
     num_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     rows_per_worker: int = Field(500_000, ge=1)
-    in_process_max_rows: int = Field(4_000_000, ge=0)
+    in_process_max_rows: int = Field(6_000_000, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(20, ge=1)
