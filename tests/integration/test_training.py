@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_first_model_is_champion_with_lineage_tags(trained, settings):
     assert 0 < float(mv.tags["fti.threshold"]) < 1
 
 
-def test_run_logged_metrics_plots_and_manifest(trained, settings):
+def test_run_logged_metrics_plots_and_manifest(trained, settings, tmp_path):
     from fti.registry import client
 
     _, report = trained
@@ -69,6 +70,15 @@ def test_run_logged_metrics_plots_and_manifest(trained, settings):
                      "plots/score_histogram.png"}
     top = {a.path for a in c.list_artifacts(report.mlflow_run_id)}
     assert {"training_set.json", "leakage_report.json"} <= top  # MLflow 3 keeps the model as a logged model
+    # the serving requirements are given, pinned to this environment (not inferred in a subprocess)
+    from importlib.metadata import version
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    requirements = Path(mlflow.artifacts.download_artifacts(f"models:/flights_delay/{report.version}/requirements.txt",
+                                                            dst_path=str(tmp_path))).read_text().split()
+    assert f"xgboost=={version('xgboost')}" in requirements and f"numpy=={version('numpy')}" in requirements
 
 
 def test_pyfunc_champion_predictions_equal_booster(trained, settings):
