@@ -243,7 +243,8 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
-        """MLflow tracking URI: the configured one, else a SQLite file inside the home."""
+        """MLflow tracking URI: the configured one (YAML, profile, ``FTI__MLFLOW__TRACKING_URI``), else
+        ``MLFLOW_TRACKING_URI``, else a SQLite file inside the home (the embedded store)."""
         if self.config.mlflow.tracking_uri:
             return self.config.mlflow.tracking_uri
         return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
@@ -399,6 +400,14 @@ def load_config(
         data = _deep_merge(data, profiles[profile] or {})
     overrides, origin = _env_overrides(env)
     data = _deep_merge(data, overrides)
+    # MLflow from the environment (as Databricks and most deployments set it), where the config names none
+    mlflow_cfg = data.get("mlflow") if isinstance(data.get("mlflow"), dict) else {}
+    for key, variable in (("tracking_uri", "MLFLOW_TRACKING_URI"), ("registry_uri", "MLFLOW_REGISTRY_URI")):
+        if not mlflow_cfg.get(key) and env.get(variable):
+            mlflow_cfg = {**mlflow_cfg, key: env[variable]}
+            origin[("mlflow", key)] = variable
+    if mlflow_cfg:
+        data = {**data, "mlflow": mlflow_cfg}
     try:
         config = SystemConfig.model_validate(data)
     except ValidationError as exc:

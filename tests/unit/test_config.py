@@ -162,3 +162,18 @@ def test_a_bad_time_argument_fails_before_spark_starts(tmp_path, args):
     assert proc.returncode == 2, proc.stderr
     assert f"{option} " in proc.stderr and "is not" in proc.stderr, proc.stderr
     assert "starting Spark" not in proc.stderr  # fti.spark logs this line when it builds a session
+
+
+def test_mlflow_comes_from_the_config_then_the_environment_then_the_home(tmp_path):
+    """An explicit mlflow.tracking_uri wins; else MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI (what Databricks and
+    most MLflow deployments set); else the embedded SQLite store in the home."""
+    home = tmp_path / "h"
+    embedded = load_config("flights", home=home, env={})
+    assert embedded.tracking_uri == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    assert embedded.config.mlflow.registry_uri is None
+    from_env = load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks",
+                                                       "MLFLOW_REGISTRY_URI": "databricks-uc"})
+    assert from_env.tracking_uri == "databricks" and from_env.config.mlflow.registry_uri == "databricks-uc"
+    explicit = load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks",
+                                                      "FTI__MLFLOW__TRACKING_URI": "http://127.0.0.1:5000"})
+    assert explicit.tracking_uri == "http://127.0.0.1:5000" and explicit.config.mlflow.registry_uri is None
