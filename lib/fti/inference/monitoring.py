@@ -149,14 +149,14 @@ def _outcomes(store: TableStore, view: FeatureView, as_of: dt.datetime) -> pd.Da
     return frame
 
 
-def _run_metrics(settings: Settings, store: TableStore, model: str, version: int, as_of: dt.datetime,
-                 feature_versions: dict[str, int], preds: pd.DataFrame) -> tuple[Reference, list[dict[str, Any]]]:
+def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetManifest, model: str, version: int,
+                 as_of: dt.datetime, feature_versions: dict[str, int],
+                 preds: pd.DataFrame) -> tuple[Reference, list[dict[str, Any]]]:
     import mlflow.xgboost
     import xgboost
     from sklearn.metrics import roc_auc_score
 
     cfg = settings.config.monitoring
-    manifest = manifest_of_model(settings, ModelRef(model, version=version))
     view = view_of_manifest(manifest)
     booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
     features = booster.feature_names or view.feature_columns
@@ -245,14 +245,13 @@ def _monitored(store: TableStore, table: str, reference: str) -> dict[tuple[str,
              r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC)): int(r["value"]) for r in done}
 
 
-def _up_to_date(store: TableStore, settings: Settings, run: dict[str, Any],
+def _up_to_date(store: TableStore, manifest: TrainingSetManifest, run: dict[str, Any],
                 monitored: dict[tuple[str, int, dt.datetime], int]) -> bool:
     """Monitored against the same reference, and no outcome of its population has arrived since."""
     key = (run["model_name"], run["model_version"], run["as_of"])
     if key not in monitored:
         return False
-    view = view_of_manifest(manifest_of_model(settings, ModelRef(run["model_name"], version=run["model_version"])))
-    return len(_outcomes(store, view, run["as_of"])) == monitored[key]
+    return len(_outcomes(store, view_of_manifest(manifest), run["as_of"])) == monitored[key]
 
 
 def run(store: TableStore, settings: Settings) -> dict[str, Any]:
@@ -275,7 +274,15 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
     name = f"{settings.system}/monitoring"
     monitored = _monitored(store, name, cfg.reference)
     runs = _scoring_runs(store, preds_table)
-    todo = [r for r in runs if not _up_to_date(store, settings, r, monitored)]
+    manifests: dict[tuple[str, int], TrainingSetManifest] = {}  # one registry lookup per model version
+
+    def manifest(r: dict[str, Any]) -> TrainingSetManifest:
+        key = (r["model_name"], r["model_version"])
+        if key not in manifests:
+            manifests[key] = manifest_of_model(settings, ModelRef(key[0], version=key[1]))
+        return manifests[key]
+
+    todo = [r for r in runs if not _up_to_date(store, manifest(r), r, monitored)]
     schema = _parse_datatype_string(SCHEMA)
     store.create_table(name, schema, kind="monitoring", description="Drift and realized quality per scoring run")
     reports, version = [], store.version(name)
@@ -285,7 +292,7 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
         preds = store.arrow_dataset(preds_table).to_table(
             filter=(pc.field("model_name") == model) & (pc.field("model_version") == mv) & (pc.field("as_of") == moment)
         ).to_pandas()
-        reference, metrics = _run_metrics(settings, store, model, mv, as_of, r["feature_versions"], preds)
+        reference, metrics = _run_metrics(settings, store, manifest(r), model, mv, as_of, r["feature_versions"], preds)
         png = store.home / settings.system / "monitoring_reports" / f"{model}_v{mv}_{as_of.strftime('%Y%m%dT%H%MZ')}.png"
         _plot(png, f"{model} v{mv} at {as_of.isoformat()}\nvs {reference.description}", metrics, cfg.psi_threshold)
         now = dt.datetime.now(UTC).replace(tzinfo=None)

@@ -181,6 +181,11 @@ class RegisteredModel:
     metadata: ModelMetadata
 
 
+def _view_name(settings: Settings, view: str | None) -> str:
+    """The view to train on: the argument, else ``training.feature_view``, else the config's first view."""
+    return view or settings.config.training.feature_view or next(iter(settings.config.feature_views))
+
+
 def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | None = None,
             exclude_features: list[str] | None = None) -> PreparedSet:
     """Build (or reuse, when its view and every pinned input are unchanged) the training set of the view, and
@@ -188,7 +193,7 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     started = time.perf_counter()
     cfg = settings.config.training
     fs = FeatureStore(store, settings)
-    view_name = view or cfg.feature_view or next(iter(settings.config.feature_views))
+    view_name = _view_name(settings, view)
     first, last = parse_day(cfg.train.start), parse_day(cfg.test.end)
     ts = _reusable(store, fs, view_name, first, last)
     reused = ts is not None
@@ -357,7 +362,7 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     run_id = run_id or new_run_id("train")
     # the training set has at most the spine table's rows (Delta log counts, no Spark job)
     fs = FeatureStore(store, settings)
-    spine = fs.feature_view(view or cfg.feature_view or next(iter(settings.config.feature_views))).spine_table
+    spine = fs.feature_view(_view_name(settings, view)).spine_table
     needs_ray = not runs_in_process(settings, store.row_count(spine))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fti-prepare") as pool:
         # Spark builds the training set in a worker thread while Ray starts in this one (ray.init must run in
