@@ -270,7 +270,7 @@ def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
     worker with the same CPUs trains the same model from the same windows (the data reaches it through Ray's
     object store)."""
     from fti.config import load_config
-    from fti.training.pipeline import fit_model, prepare
+    from fti.training.pipeline import fit_model, prepare, read_windows
 
     store, first = trained
     prepared = prepare(store, settings, run_id="unused")
@@ -286,6 +286,13 @@ def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
 
     x = xgboost.DMatrix(prepared.tables["test"].to_pandas()[prepared.features], feature_names=prepared.features)
     assert np.array_equal(local.booster.predict(x), remote.booster.predict(x))
+    # the windows come back in the same row order whatever order the log lists the files in
+    out = prepared.output
+    files = store.file_uris(out.table, version=out.version)
+    cols = prepared.features + [prepared.label]
+    assert len(files) > 1
+    assert read_windows(files[::-1], prepared.windows, cols, prepared.time_col, table=out.table)["train"].equals(
+        prepared.tables["train"])
 
 
 def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_done(trained, scored, settings):

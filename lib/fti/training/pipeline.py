@@ -109,7 +109,8 @@ def read_windows(files: list[str], windows: dict[str, tuple[dt.datetime, dt.date
 
     utc = pa.timestamp("us", tz="UTC")
     lo, hi = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
-    dataset = pds.dataset(files, format="parquet")
+    # in file-name order: the log's file order is not stable, and row order changes a subsampled model
+    dataset = pds.dataset(sorted(files), format="parquet")
     rows = dataset.to_table(columns=list(dict.fromkeys(columns + [time_col])),
                             filter=(pds.field(time_col) >= pa.scalar(lo, utc)) & (pds.field(time_col) < pa.scalar(hi, utc)))
     tables = {}
