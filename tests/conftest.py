@@ -19,10 +19,26 @@ os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 os.environ.pop("FTI_HOME", None)
 os.environ.pop("FTI_FAULT", None)
+# fti takes MLflow from these where the config names none; the suite uses each home's embedded store
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_REGISTRY_URI", None)
 for _key in [k for k in os.environ if k.startswith("FTI__")]:
     os.environ.pop(_key)
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_put_back():
+    """Tests that call mlflow.set_tracking_uri themselves also set MLFLOW_TRACKING_URI (MLflow does): put both
+    variables back after each test, or every later home would read that store."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

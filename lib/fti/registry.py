@@ -10,7 +10,10 @@ keep those versions' files.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +58,34 @@ class ModelRef:
 def mlflow_store_exists(settings: Settings) -> bool:
     uri = settings.tracking_uri
     return not uri.startswith("sqlite:///") or (settings.home / "mlflow" / "mlflow.db").exists()
+
+
+@contextmanager
+def using_mlflow(settings: Settings) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to this home's for the block, then put back.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``, and fti reads that variable
+    (MLflow from the environment); left set, a second home loaded in the same process (a notebook) would log into
+    the first home's store. Restored on exit: the URIs and both variables."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environ = {name: os.environ.get(name) for name in names}
+    tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.config.mlflow.registry_uri or settings.tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(tracking)
+        registry_utils._registry_uri = registry
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_tracking(settings: Settings) -> None:

@@ -318,3 +318,19 @@ def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_do
     assert len(third["runs"]) == 1 and third["version"] == first["version"] + 1
     assert third["runs"][0]["reference"].startswith("the validation window 2013-02-08..2013-02-18")
     assert set(store.read("flights/monitoring").toPandas().reference) == {"validation"}
+
+
+def test_a_second_home_in_the_same_process_gets_its_own_mlflow_store(trained, settings, tmp_path):
+    """MLflow's set_tracking_uri also sets MLFLOW_TRACKING_URI in os.environ; since fti reads that variable, a
+    notebook that trained or scored in one home and then loads another would log into the first home's store."""
+    import os
+
+    from fti.config import load_config
+    from fti.inference.pipeline import load_model
+    from fti.registry import ModelRef
+
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    load_model(settings, ModelRef("flights_delay", version=1))
+    assert {k: os.environ.get(k) for k in before} == before
+    other = load_config("flights", home=tmp_path / "other", env=dict(os.environ))
+    assert other.tracking_uri == f"sqlite:///{tmp_path / 'other' / 'mlflow' / 'mlflow.db'}", other.tracking_uri

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fti.errors import FtiError
-from fti.registry import ModelRef, manifest_of_model
+from fti.registry import ModelRef, manifest_of_model, using_mlflow
 from fti.store import RunContext, TableStore
 from fti.store.feature_store import FeatureStore, FeatureView, view_of_manifest
 from fti.store.predicate import Match
@@ -158,7 +158,8 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
 
     cfg = settings.config.monitoring
     view = view_of_manifest(manifest)
-    booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
+    with using_mlflow(settings):
+        booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
     features = booster.feature_names or view.feature_columns
     reference = reference_rows(store, settings, manifest, features, local_day(as_of, settings.config.timezone))
     ref = reference.frame.astype("float64")
@@ -261,7 +262,6 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
     Returns:
         ``{"table", "version", "runs": [one report per run computed], "up_to_date": runs left as they were}``.
     """
-    import mlflow
     import pyarrow as pa
     import pyarrow.compute as pc
     from pyspark.sql.types import _parse_datatype_string
@@ -269,7 +269,6 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
     preds_table = f"{settings.system}/predictions"
     if not store.exists(preds_table):
         raise FtiError(f"no predictions table {preds_table}", hint="score first: fti score --as-of T")
-    mlflow.set_tracking_uri(settings.tracking_uri)
     cfg = settings.config.monitoring
     name = f"{settings.system}/monitoring"
     monitored = _monitored(store, name, cfg.reference)

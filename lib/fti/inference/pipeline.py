@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
-from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version
+from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version, using_mlflow
 from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, view_of_manifest
 from fti.timeutil import UTC, local_day
@@ -59,8 +59,8 @@ def load_model(settings: Settings, ref: ModelRef) -> tuple[Any, Any, TrainingSet
     import mlflow.xgboost
 
     mv = resolve_version(settings, ref)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    booster = mlflow.xgboost.load_model(f"models:/{ref.name}/{mv.version}")
+    with using_mlflow(settings):
+        booster = mlflow.xgboost.load_model(f"models:/{ref.name}/{mv.version}")
     return mv, booster, manifest_of_model(settings, ModelRef(ref.name, version=int(mv.version)))
 
 

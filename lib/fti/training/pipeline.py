@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import ConfigError, FtiError
-from fti.registry import ModelMetadata, client
+from fti.registry import ModelMetadata, client, using_mlflow
 from fti.store import TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, TrainingSet
 from fti.store.manifest import MANIFEST_SUFFIX, OutputEntry, TrainingSetManifest
@@ -293,41 +293,39 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
     cfg = settings.config.training
     booster = fitted.booster
     out, features, label, manifest = prepared.output, prepared.features, prepared.label, prepared.training_set.manifest
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    if settings.config.mlflow.registry_uri:
-        mlflow.set_registry_uri(settings.config.mlflow.registry_uri)
-    experiment = settings.config.mlflow.experiment or settings.system
-    mlflow_client = client(settings)
-    if mlflow_client.get_experiment_by_name(experiment) is None:
-        location = settings.artifact_location if not settings.config.mlflow.tracking_uri else None
-        mlflow_client.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
-    scratch = Path(tempfile.mkdtemp(prefix="fti-train-"))
-    val, test = evaluation.val_frame, evaluation.test_frame
-    try:
-        with mlflow.start_run(run_name=run_id) as active:
-            mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings).items()}, "num_workers": fitted.workers.num_workers,  # 0: in-process
-                               "cpus_per_worker": fitted.workers.cpus_per_worker,
-                               "num_boost_round": cfg.num_boost_round, "best_iteration": booster.num_boosted_rounds(),
-                               "feature_view": prepared.view, "features": ",".join(features),
-                               "training_set": out.table, "training_set_sha256": out.sha256,
-                               "threshold": evaluation.threshold,
-                               **{f"window.{k}": f"{getattr(cfg, k).start}..{getattr(cfg, k).end}"
-                                  for k in ("train", "validation", "test")}})
-            mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds})
-            mlflow.log_dict(manifest.to_json(), "training_set.json")
-            mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
-            importance = booster.get_score(importance_type="total_gain")
-            for png in quality.plots(scratch / "plots", y_val=val[label].to_numpy(), p_val=evaluation.p_val,
-                                     y_test=test[label].to_numpy(), p_test=evaluation.p_test, importance=importance,
-                                     features=features):
-                mlflow.log_artifact(str(png), "plots")
-            example = test[features].head(5).astype("float64")
-            signature = infer_signature(example, booster.predict(xgboost.DMatrix(example, feature_names=features)))
-            info = mlflow.xgboost.log_model(booster, name="model", signature=signature, input_example=example,
-                                            registered_model_name=cfg.model_name, pip_requirements=_requirements())
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with using_mlflow(settings):
+        experiment = settings.config.mlflow.experiment or settings.system
+        mlflow_client = client(settings)
+        if mlflow_client.get_experiment_by_name(experiment) is None:
+            location = settings.artifact_location if not settings.config.mlflow.tracking_uri else None
+            mlflow_client.create_experiment(experiment, artifact_location=location)
+        mlflow.set_experiment(experiment)
+        scratch = Path(tempfile.mkdtemp(prefix="fti-train-"))
+        val, test = evaluation.val_frame, evaluation.test_frame
+        try:
+            with mlflow.start_run(run_name=run_id) as active:
+                mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings).items()}, "num_workers": fitted.workers.num_workers,  # 0: in-process
+                                   "cpus_per_worker": fitted.workers.cpus_per_worker,
+                                   "num_boost_round": cfg.num_boost_round, "best_iteration": booster.num_boosted_rounds(),
+                                   "feature_view": prepared.view, "features": ",".join(features),
+                                   "training_set": out.table, "training_set_sha256": out.sha256,
+                                   "threshold": evaluation.threshold,
+                                   **{f"window.{k}": f"{getattr(cfg, k).start}..{getattr(cfg, k).end}"
+                                      for k in ("train", "validation", "test")}})
+                mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds})
+                mlflow.log_dict(manifest.to_json(), "training_set.json")
+                mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
+                importance = booster.get_score(importance_type="total_gain")
+                for png in quality.plots(scratch / "plots", y_val=val[label].to_numpy(), p_val=evaluation.p_val,
+                                         y_test=test[label].to_numpy(), p_test=evaluation.p_test, importance=importance,
+                                         features=features):
+                    mlflow.log_artifact(str(png), "plots")
+                example = test[features].head(5).astype("float64")
+                signature = infer_signature(example, booster.predict(xgboost.DMatrix(example, feature_names=features)))
+                info = mlflow.xgboost.log_model(booster, name="model", signature=signature, input_example=example,
+                                                registered_model_name=cfg.model_name, pip_requirements=_requirements())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     version = int(info.registered_model_version)
     # every table version the set read or wrote (history tables too): vacuum keeps their files
     metadata = ModelMetadata(training_set=out.table, feature_view=prepared.view, features=features,
@@ -379,8 +377,9 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
     evaluation = evaluate(prepared, fitted.booster)
     t2 = time.perf_counter()
     model = register(settings, prepared, fitted, evaluation, run_id=run_id)
-    decision = gate(client(settings), model.name, model.version, new_auc=evaluation.test["auc"],
-                    test=evaluation.test_frame, label=prepared.label, margin=cfg.promotion_margin)
+    with using_mlflow(settings):  # the gate loads the champion to re-score it
+        decision = gate(client(settings), model.name, model.version, new_auc=evaluation.test["auc"],
+                        test=evaluation.test_frame, label=prepared.label, margin=cfg.promotion_margin)
     timings["mlflow"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     return TrainReport(run_id=run_id, mlflow_run_id=model.mlflow_run_id, model_name=model.name, version=model.version,
