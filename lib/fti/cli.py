@@ -26,7 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--system", default=default, help="example system: flights, synthetic (default flights)")
-    parser.add_argument("--conf", default=default, help="YAML config file (default conf/<system>.yaml)")
+    parser.add_argument("--conf", default=default, help="YAML config file (default ./conf/<system>.yaml, else the one shipped with fti)")
     parser.add_argument("--profile", default=default, help="config profile: local (default), cluster")
     parser.add_argument("--home", default=default, help="home folder of all state (default ./lakehouse or FTI_HOME)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,

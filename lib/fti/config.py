@@ -23,6 +23,7 @@ from fti.names import validate_system_name
 
 DEFAULT_HOME = "lakehouse"
 ENV_PREFIX = "FTI__"
+PACKAGED_CONF = Path(__file__).resolve().parent / "conf"  # the systems shipped with fti (in the wheel too)
 
 
 class StrictModel(BaseModel):
@@ -255,7 +256,8 @@ class Settings:
 
 
 def find_conf_file(system: str, conf: str | os.PathLike[str] | None = None) -> Path:
-    """Locate the YAML of a system: ``conf`` if given, else ``./conf/<system>.yaml``, else the project's.
+    """Locate the YAML of a system: ``conf`` if given, else ``./conf/<system>.yaml`` (a project's own), else the
+    one shipped in the package (``fti/conf/<system>.yaml``: the wheel carries them).
 
     Args:
         system: System name.
@@ -268,18 +270,20 @@ def find_conf_file(system: str, conf: str | os.PathLike[str] | None = None) -> P
         ConfigError: If no file exists.
     """
     if conf is not None:
-        path = Path(conf)
+        path = Path(conf).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", hint="pass --conf PATH to a YAML file")
         return path
     validate_system_name(system)
-    candidates = [Path.cwd() / "conf" / f"{system}.yaml", Path(__file__).resolve().parents[2] / "conf" / f"{system}.yaml"]
+    candidates = [Path.cwd() / "conf" / f"{system}.yaml", PACKAGED_CONF / f"{system}.yaml"]
     for path in candidates:
         if path.is_file():
             return path
+    shipped = sorted(p.stem for p in PACKAGED_CONF.glob("*.yaml"))
     raise ConfigError(
-        f"no config for system {system!r}: looked in {', '.join(str(c) for c in candidates)}",
-        hint="pass --conf PATH or run from the project folder",
+        f"no config for system {system!r}: looked in {candidates[0]} and {candidates[1]}",
+        hint=f"pass --conf PATH to your own YAML (start from a copy of {PACKAGED_CONF / 'flights.yaml'}); "
+             f"systems shipped with fti: {', '.join(shipped)}",
     )
 
 
@@ -345,7 +349,7 @@ def _format_validation_error(err: ValidationError, source: str,
                 hint = f"keys allowed in {section}: {', '.join(known)}"
         else:
             lines.append(f"'{key}' in {where}: {item['msg']}")
-    return "; ".join(lines), hint or "see conf/flights.yaml for every key with a comment"
+    return "; ".join(lines), hint or f"see {PACKAGED_CONF / 'flights.yaml'} for every key with a comment"
 
 
 def load_config(

@@ -53,8 +53,10 @@ def code_version() -> str:
     """The git commit of the project when run from a checkout, else the package version."""
     import fti
 
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "setup.py").is_file():  # an installed wheel (site-packages), not the project's checkout
+        return f"fti=={fti.__version__}"
     try:
-        root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
