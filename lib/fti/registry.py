@@ -10,8 +10,10 @@ keep those versions' files.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +28,12 @@ if TYPE_CHECKING:
     from fti.config import Settings
     from fti.store.manifest import TrainingSetManifest
 
+log = logging.getLogger(__name__)
 PIN_TAG = "fti.pin."
+# where MLflow's SQL store records artifact locations (absolute URIs)
+_ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("model_versions", "storage_location"), ("logged_models", "artifact_location"))
+_AT_HOME: set[str] = set()  # embedded stores already checked by this process
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
 
 
@@ -60,6 +67,47 @@ def mlflow_store_exists(settings: Settings) -> bool:
     return not uri.startswith("sqlite:///") or (settings.home / "mlflow" / "mlflow.db").exists()
 
 
+def embedded_store_at_home(settings: Settings) -> None:
+    """Point the embedded store's artifact locations into the home it is in, once per process.
+
+    MLflow records absolute artifact URIs (experiments, runs, model versions, logged models); in a copied or moved
+    home they still name the original folder, so models would load from it and new runs write into it. Every
+    location under another ``.../mlflow/artifacts`` is rewritten to this home's, and the default experiment's
+    (MLflow puts it under the working folder, ``./mlruns``) into the home too. One SQLite transaction; idempotent,
+    so two processes doing it at once agree. A store named by a tracking URI is left alone."""
+    if settings.config.mlflow.tracking_uri:
+        return
+    db = settings.home / "mlflow" / "mlflow.db"
+    if str(db) in _AT_HOME or not db.is_file():
+        return
+    here = settings.artifact_location
+    conn = sqlite3.connect(db, timeout=60)
+    try:
+        with conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "experiments" not in tables:
+                return  # MLflow has not created its schema yet
+            olds = {loc for (loc,) in conn.execute("SELECT artifact_location FROM experiments WHERE experiment_id != 0")
+                    if loc and loc.endswith("/mlflow/artifacts") and loc != here}
+            moved = 0
+            for table, column in _ARTIFACT_COLUMNS:
+                if table not in tables:
+                    continue
+                for rowid, value in conn.execute(f"SELECT rowid, {column} FROM {table}").fetchall():
+                    old = next((o for o in olds if value and (value == o or value.startswith(o + "/"))), None)
+                    if old:
+                        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (here + value[len(old):], rowid))
+                        moved += 1
+            default = f"{here}/0"
+            moved += conn.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 "
+                                  "AND artifact_location != ?", (default, default)).rowcount
+        if moved:
+            log.info("MLflow store %s: %d artifact location(s) now inside this home", db, moved)
+        _AT_HOME.add(str(db))
+    finally:
+        conn.close()
+
+
 @contextmanager
 def using_mlflow(settings: Settings) -> Iterator[None]:
     """MLflow's process-wide tracking and registry URIs set to this home's for the block, then put back.
@@ -71,6 +119,7 @@ def using_mlflow(settings: Settings) -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    embedded_store_at_home(settings)
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     environ = {name: os.environ.get(name) for name in names}
     tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
@@ -102,6 +151,7 @@ def check_tracking(settings: Settings) -> None:
 def client(settings: Settings) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
+    embedded_store_at_home(settings)
     uri = settings.tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=settings.config.mlflow.registry_uri or uri)
 

@@ -334,3 +334,38 @@ def test_a_second_home_in_the_same_process_gets_its_own_mlflow_store(trained, se
     assert {k: os.environ.get(k) for k in before} == before
     other = load_config("flights", home=tmp_path / "other", env=dict(os.environ))
     assert other.tracking_uri == f"sqlite:///{tmp_path / 'other' / 'mlflow' / 'mlflow.db'}", other.tracking_uri
+
+
+def test_a_copied_home_works_by_itself_after_the_original_is_gone(trained, scored, settings, tmp_path):
+    """All state lives in one home folder: a copy scores, traces lineage and monitors with the original gone, and
+    writes nothing outside itself (MLflow's embedded store records absolute artifact paths)."""
+    import shutil
+
+    from fti.config import load_config
+    from fti.inference import monitoring
+    from fti.inference.lineage import model_lineage
+    from fti.inference.pipeline import run as score
+    from fti.registry import ModelRef
+    from fti.store import open_store
+
+    store, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(settings.home, copy)
+    away = settings.home.with_name(settings.home.name + "-away")
+    settings.home.rename(away)  # the original is gone while the copy runs
+    try:
+        moved = load_config("flights", home=copy, env=WINDOWS)
+        copy_store = open_store(store.spark, moved, backend="native")
+        day_after = score(copy_store, moved, as_of=AS_OF + dt.timedelta(days=1))
+        assert day_after.scored == day_after.population > 0
+        chain = model_lineage(copy_store, moved, ModelRef.parse("flights_delay@champion"))
+        assert chain["model"]["version"] == 1
+        monitored = monitoring.run(copy_store, moved)
+        assert [r["as_of"] for r in monitored["runs"]][-1] == (AS_OF + dt.timedelta(days=1)).isoformat()
+        assert all(Path(r["png"]).is_relative_to(copy) for r in monitored["runs"])
+    finally:
+        recreated = settings.home.exists()
+        if recreated:
+            shutil.rmtree(settings.home)
+        away.rename(settings.home)
+    assert not recreated, "a run on the copy wrote into the original home"
