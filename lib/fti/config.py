@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from fti.names import validate_system_name
 
 DEFAULT_HOME = "lakehouse"
 ENV_PREFIX = "FTI__"
+MODEL_NAME_PART = re.compile(r"[A-Za-z0-9_\-]+")
 PACKAGED_CONF = Path(__file__).resolve().parent / "conf"  # the systems shipped with fti (in the wheel too)
 
 
@@ -174,6 +176,15 @@ class TrainingConfig(StrictModel):
                                                             "colsample_bytree": 0.8, "min_child_weight": 5})
     promotion_margin: float = Field(0.002, ge=0)
 
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) not in (1, 3) or not all(MODEL_NAME_PART.fullmatch(p) for p in parts):
+            raise ValueError(f"{value!r} is neither a model name (letters, digits, _ and -) nor a Unity Catalog "
+                             "name catalog.schema.model")
+        return value
+
 
 class MonitoringConfig(StrictModel):
     """``fti monitor``: what each scoring run is compared with, and the drift thresholds.
@@ -245,10 +256,27 @@ class Settings:
     @property
     def tracking_uri(self) -> str:
         """MLflow tracking URI: the configured one (YAML, profile, ``FTI__MLFLOW__TRACKING_URI``), else
-        ``MLFLOW_TRACKING_URI``, else a SQLite file inside the home (the embedded store)."""
+        ``MLFLOW_TRACKING_URI``, else the workspace's (``databricks``) in a Databricks runtime, else a SQLite file
+        inside the home (the embedded store)."""
         if self.config.mlflow.tracking_uri:
             return self.config.mlflow.tracking_uri
         return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        """MLflow registry URI: the configured one (or ``MLFLOW_REGISTRY_URI``), else MLflow's default for the
+        tracking URI: Unity Catalog (``databricks-uc``) on Databricks, the tracking store elsewhere."""
+        if self.config.mlflow.registry_uri:
+            return self.config.mlflow.registry_uri
+        uri = self.tracking_uri
+        if uri == "databricks" or uri.startswith("databricks://"):
+            return "databricks-uc" + uri[len("databricks"):]
+        return uri
+
+    @property
+    def unity_catalog(self) -> bool:
+        """Whether models live in a Unity Catalog registry (names are ``catalog.schema.model`` there)."""
+        return self.registry_uri.startswith(("databricks-uc", "uc:"))
 
     @property
     def artifact_location(self) -> str:
@@ -410,6 +438,10 @@ def load_config(
         if not mlflow_cfg.get(key) and env.get(variable):
             mlflow_cfg = {**mlflow_cfg, key: env[variable]}
             origin[("mlflow", key)] = variable
+    if not mlflow_cfg.get("tracking_uri") and env.get("DATABRICKS_RUNTIME_VERSION"):
+        # in a Databricks notebook or job MLflow tracks to the workspace (its registry is Unity Catalog)
+        mlflow_cfg = {**mlflow_cfg, "tracking_uri": "databricks"}
+        origin[("mlflow", "tracking_uri")] = "the Databricks runtime (DATABRICKS_RUNTIME_VERSION)"
     if mlflow_cfg:
         data = {**data, "mlflow": mlflow_cfg}
     try:
@@ -422,7 +454,15 @@ def load_config(
     home_path = Path(home_value).expanduser()
     if not home_path.is_absolute():
         home_path = Path.cwd() / home_path
-    return Settings(config=config, home=home_path.resolve(), profile=profile, source=path)
+    settings = Settings(config=config, home=home_path.resolve(), profile=profile, source=path)
+    if settings.unity_catalog and config.training and config.training.model_name.count(".") != 2:
+        where = origin.get(("training", "model_name"), f"{path} (profile {profile})")
+        via = origin.get(("mlflow", "registry_uri")) or origin.get(("mlflow", "tracking_uri")) or "the config"
+        raise ConfigError(f"training.model_name {config.training.model_name!r} in {where} is not a Unity Catalog name: "
+                          f"the registry {settings.registry_uri} (from {via}) needs catalog.schema.model",
+                          hint="set training.model_name (or FTI__TRAINING__MODEL_NAME) to e.g. "
+                               f"main.ml.{config.training.model_name}")
+    return settings
 
 
 def ensure_home(settings: Settings) -> Path:

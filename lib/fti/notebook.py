@@ -1,8 +1,32 @@
-"""What notebooks call first: settings, the Spark session (the notebook's own on Databricks) and the store."""
+"""What notebooks call first: their widgets, then settings, the Spark session (the notebook's own on Databricks)
+and the store."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# A Unity Catalog volume: on Databricks it is a folder (/Volumes/<catalog>/<schema>/<volume>) that Spark and
+# Python both read and write; create it first (CREATE VOLUME main.default.fti) or point the widget elsewhere.
+DATABRICKS_HOME = "/Volumes/main/default/fti/lakehouse"
+
+
+def on_databricks() -> bool:
+    return bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+
+
+def declare_widgets(dbutils: Any, *, system: str = "flights") -> None:
+    """The widgets every notebook has: system, home (a volume on Databricks, ``lakehouse`` here) and config file
+    (empty: the one shipped with fti)."""
+    dbutils.widgets.text("system", system, "System")
+    dbutils.widgets.text("home", DATABRICKS_HOME if on_databricks() else "lakehouse", "Home folder")
+    dbutils.widgets.text("conf", "", "Config YAML (empty: the system's shipped config)")
+
+
+def session_from_widgets(dbutils: Any) -> tuple[Any, Any, Any]:
+    """:func:`open_session` with the values of :func:`declare_widgets`'s widgets."""
+    get = dbutils.widgets.get
+    return open_session(get("system"), home=get("home"), conf=get("conf"))
 
 
 def open_session(system: str, *, home: str | None = None, profile: str | None = None,

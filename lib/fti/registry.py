@@ -124,7 +124,7 @@ def using_mlflow(settings: Settings) -> Iterator[None]:
     environ = {name: os.environ.get(name) for name in names}
     tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
     mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.config.mlflow.registry_uri or settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
     try:
         yield
     finally:
@@ -153,24 +153,35 @@ def client(settings: Settings) -> MlflowClient:
 
     embedded_store_at_home(settings)
     uri = settings.tracking_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=settings.config.mlflow.registry_uri or uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=settings.registry_uri)
 
 
 def pins(settings: Settings) -> list[Pin]:
     """Every (table, version) pinned by a registered model version (tags ``fti.pin.<table>``).
 
-    Reads every page of model versions (a registry holds more than one page of models) without a name filter
-    (a model name may hold quotes)."""
+    Reads every page (a registry holds more than one page of models). Elsewhere one unfiltered search (a model
+    name may hold quotes); in Unity Catalog, whose version search takes one model name and returns no tags, each
+    model's versions and then each version's tags."""
     if not mlflow_store_exists(settings):
         return []
     mlflow_client = client(settings)
-    out = []
-    token = None
+    if settings.unity_catalog:
+        versions = [mlflow_client.get_model_version(mv.name, mv.version)
+                    for model in _all_pages(lambda t: mlflow_client.search_registered_models(page_token=t))
+                    for mv in _all_pages(lambda t, m=model.name: mlflow_client.search_model_versions(
+                        f"name = '{m}'", max_results=1000, page_token=t))]
+    else:
+        versions = _all_pages(lambda t: mlflow_client.search_model_versions(max_results=1000, page_token=t))
+    return [Pin(table=table, version=version, owner=f"{mv.name}/{mv.version}")
+            for mv in versions for table, version in _pins(mv.tags or {}).items()]
+
+
+def _all_pages(search: Any) -> list[Any]:
+    """Every result of a paged MLflow search: ``search(page_token)`` until no token comes back."""
+    out, token = [], None
     while True:
-        page = mlflow_client.search_model_versions(max_results=1000, page_token=token)
-        for mv in page:
-            out += [Pin(table=table, version=version, owner=f"{mv.name}/{mv.version}")
-                    for table, version in _pins(mv.tags or {}).items()]
+        page = search(token)
+        out += list(page)
         token = page.token
         if not token:
             return out

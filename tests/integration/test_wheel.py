@@ -50,7 +50,7 @@ def test_the_wheel_installed_elsewhere_runs_a_cycle_with_its_configs(tmp_path):
     assert all(p.startswith(str(site)) for p in where), where
     # a user's own config: a copy of the shipped one with another model name
     own = yaml.safe_load((PROJECT / "lib" / "fti" / "conf" / "synthetic.yaml").read_text())
-    own["training"]["model_name"] = "my_purchase"
+    own["training"]["model_name"] = "main.ml.my_purchase"  # three parts, as in Unity Catalog
     (elsewhere / "mine.yaml").write_text(yaml.safe_dump(own))
 
     env = {**os.environ, **SMALL, "FTI_JARS_DIR": str(jars_dir()), "PYSPARK_PYTHON": str(python),
@@ -60,7 +60,7 @@ def test_the_wheel_installed_elsewhere_runs_a_cycle_with_its_configs(tmp_path):
     features = run([fti, "features", *home, "--now", "2024-02-26T00:00Z"], cwd=elsewhere, env=env)
     assert "synthetic/activity  written" in features, features
     trained = run([fti, "train", *home, "--conf", "mine.yaml"], cwd=elsewhere, env=env)
-    assert "my_purchase/1 -> champion" in trained, trained
+    assert "main.ml.my_purchase/1 -> champion" in trained, trained
     scored = run([fti, "score", *home, "--conf", "mine.yaml", "--as-of", "2024-02-20T00:00Z"], cwd=elsewhere, env=env)
     assert "synthetic/predictions v1" in scored, scored
     assert (elsewhere / "home" / "synthetic" / "predictions" / "_delta_log").is_dir()

@@ -172,8 +172,38 @@ def test_mlflow_comes_from_the_config_then_the_environment_then_the_home(tmp_pat
     assert embedded.tracking_uri == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     assert embedded.config.mlflow.registry_uri is None
     from_env = load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks",
-                                                       "MLFLOW_REGISTRY_URI": "databricks-uc"})
+                                                       "MLFLOW_REGISTRY_URI": "databricks-uc",
+                                                       "FTI__TRAINING__MODEL_NAME": "main.ml.flights_delay"})
     assert from_env.tracking_uri == "databricks" and from_env.config.mlflow.registry_uri == "databricks-uc"
     explicit = load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks",
                                                       "FTI__MLFLOW__TRACKING_URI": "http://127.0.0.1:5000"})
     assert explicit.tracking_uri == "http://127.0.0.1:5000" and explicit.config.mlflow.registry_uri is None
+
+
+def test_a_unity_catalog_registry_takes_three_part_model_names(tmp_path):
+    """On Databricks MLflow's registry is Unity Catalog (databricks-uc), whose model names are catalog.schema.model:
+    a plain name is refused at load with the key to set; names of one or three parts are accepted elsewhere."""
+    from fti.registry import ModelRef
+
+    home = tmp_path / "h"
+    assert load_config("flights", home=home, env={}).registry_uri == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    with pytest.raises(ConfigError, match=r"training.model_name 'flights_delay' .* needs catalog.schema.model") as exc:
+        load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks"})
+    assert "FTI__TRAINING__MODEL_NAME" in exc.value.hint and "main.ml.flights_delay" in exc.value.hint
+    uc = load_config("flights", home=home, env={"MLFLOW_TRACKING_URI": "databricks://prod",
+                                                "FTI__TRAINING__MODEL_NAME": "main.ml.flights_delay"})
+    assert uc.registry_uri == "databricks-uc://prod" and uc.unity_catalog
+    local = load_config("flights", home=home, env={"FTI__TRAINING__MODEL_NAME": "main.ml.flights_delay"})
+    assert not local.unity_catalog and local.config.training.model_name == "main.ml.flights_delay"
+    for bad in ("ml.flights_delay", "main..flights_delay", "a b"):
+        with pytest.raises(ConfigError, match="catalog.schema.model"):
+            load_config("flights", home=home, env={"FTI__TRAINING__MODEL_NAME": bad})
+    # in a Databricks runtime MLflow is the workspace's, its registry Unity Catalog
+    runtime = load_config("flights", home=home, env={"DATABRICKS_RUNTIME_VERSION": "17.3",
+                                                     "FTI__TRAINING__MODEL_NAME": "main.ml.flights_delay"})
+    assert (runtime.tracking_uri, runtime.registry_uri) == ("databricks", "databricks-uc")
+    with pytest.raises(ConfigError, match="the Databricks runtime"):
+        load_config("flights", home=home, env={"DATABRICKS_RUNTIME_VERSION": "17.3"})
+    ref = ModelRef.parse("main.ml.flights_delay@champion")
+    assert (ref.name, ref.alias, ref.uri) == ("main.ml.flights_delay", "champion", "models:/main.ml.flights_delay@champion")
+    assert ModelRef.parse("main.ml.flights_delay/3").version == 3
