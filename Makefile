@@ -8,7 +8,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser test test-unit test-integration test-reliability demo cluster-demo bench catalog clean
+.PHONY: help setup wheel browser test test-unit test-integration test-reliability demo cluster-demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ $(JARS): $(STAMP)
 	$(BIN)/fti connector install && touch $@
 
 setup: $(STAMP) $(JARS) ## create .venv (if missing), install fti with Spark and test extras, fetch the Delta connector jars
+
+wheel: $(STAMP) ## build dist/fti-<version>-py3-none-any.whl (carries the configs; install it with pip anywhere, Databricks included)
+	$(BIN)/python -m pip wheel . --no-deps --no-build-isolation -q -w dist
+	@ls dist/fti-*.whl
 
 browser: ## install Debian's chromium for the MLflow UI browser check (needs root; skipped otherwise)
 	@if command -v chromium >/dev/null 2>&1; then :; \

@@ -5,15 +5,27 @@
 
 # COMMAND ----------
 
-dbutils.widgets.text("system", "flights", "System")
-dbutils.widgets.text("home", "lakehouse", "Home folder")
+# MAGIC %md
+# MAGIC On Databricks, install fti first: build the wheel with `make wheel`, copy it to a volume
+# MAGIC (`databricks fs cp dist/fti-0.1.0-py3-none-any.whl dbfs:/Volumes/main/default/fti/`), then run the next cell.
+# MAGIC Locally (`make setup`) fti is already installed and that cell is skipped (it is all `# MAGIC` lines).
 
 # COMMAND ----------
 
-from fti.notebook import open_session
+# MAGIC %pip install /Volumes/main/default/fti/fti-0.1.0-py3-none-any.whl
+
+# COMMAND ----------
+
+from fti.notebook import declare_widgets
+
+declare_widgets(dbutils)  # system, home (a Unity Catalog volume on Databricks), conf (empty: the shipped one)
+
+# COMMAND ----------
+
+from fti.notebook import session_from_widgets
 from fti.training.pipeline import run as train
 
-settings, spark, store = open_session(dbutils.widgets.get("system"), home=dbutils.widgets.get("home"))
+settings, spark, store = session_from_widgets(dbutils)
 
 # COMMAND ----------
 

@@ -63,6 +63,14 @@ def spark(session_dir: Path):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory):
+    """fti built as a wheel and installed into a fresh virtual environment outside the checkout (once)."""
+    from tests.helpers.wheel import install
+
+    return install(PROJECT, tmp_path_factory.mktemp("wheel"))
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A fresh home folder (tables, MLflow store) for one test module."""

@@ -3,8 +3,12 @@ in one namespace with a small `dbutils.widgets` stand-in that takes defaults (or
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
+
+RESULTS = "notebook results: "
 
 HEADER = "# Databricks notebook source"
 SEPARATOR = "# COMMAND ----------"
@@ -49,3 +53,18 @@ def run_notebook(path: Path, overrides: dict[str, str]) -> dict[str, Any]:
         except Exception as exc:
             raise AssertionError(f"{path.name} cell {i} failed: {type(exc).__name__}: {exc}") from exc
     return namespace
+
+
+def main(spec: list[dict[str, Any]]) -> None:
+    """Run notebooks in order in this process (as on one cluster), each ``{"path", "widgets", "results"}``;
+    ``results`` maps a name to an expression evaluated in that notebook's namespace after its last cell. Prints
+    one line, ``RESULTS`` + the JSON list of each notebook's results."""
+    out = []
+    for step in spec:
+        namespace = run_notebook(Path(step["path"]), step["widgets"])
+        out.append({name: eval(expr, namespace) for name, expr in step.get("results", {}).items()})
+    print(RESULTS + json.dumps(out, default=str))
+
+
+if __name__ == "__main__":  # python notebooks.py SPEC.json: how the tests run them from the installed wheel
+    main(json.loads(Path(sys.argv[1]).read_text()))
