@@ -202,8 +202,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.system not in (None, "flights"):
         raise FtiError("fti demo runs the flights system", hint="drop --system or pass --system flights")
+    from fti.progress import StageProgress
+
     settings, spark, store = _session(args)
-    report = run_demo(store, settings)
+    if not args.debug:  # the progress lines below say what happens; --debug shows every log line
+        logging.getLogger("fti").setLevel(logging.WARNING)
+    with StageProgress() as progress:
+        report = run_demo(store, settings, progress=progress)
     landed = sum(b.flights for b in report.batches)
     print(f"\nlanded {len(report.batches)} new batch(es), {landed} flights; "
           f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s")
@@ -552,6 +557,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RetriedPy4jCommand(logging.Filter):
+    """Drops py4j's "Exception while sending command." at INFO: py4j logs it, traceback and all, on the ROOT
+    logger when a pooled connection went stale and it retries the command (which then succeeds). A command that
+    fails for good is logged at ERROR and raised, and still shows; ``--debug`` shows both."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and record.levelno < logging.WARNING
+                    and record.getMessage().startswith("Exception while sending command"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fti`` and ``python -m fti``.
 
@@ -568,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("py4j", "urllib3", "alembic", "mlflow", "ray", "filelock", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.debug:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RetriedPy4jCommand())
     had_session = _active_spark() is not None
     try:
         return int(args.handler(args) or 0)
