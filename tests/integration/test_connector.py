@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+from fti.config import PACKAGED_CONF
 from tests.conftest import PROJECT
 
 PROBE = """
@@ -49,7 +50,7 @@ def test_without_installed_jars_the_standard_resolution_is_used_or_the_bridge(tm
     ivy = tmp_path / "ivysettings.xml"
     ivy.write_text('<ivysettings><settings defaultResolver="down"/><resolvers><ibiblio name="down" '
                    'm2compatible="true" root="http://127.0.0.1:9/maven2/"/></resolvers></ivysettings>')
-    text = (PROJECT / "conf" / "flights.yaml").read_text()
+    text = (PACKAGED_CONF / "flights.yaml").read_text()
     conf.write_text(text.replace("spark:\n  master: local[*]\n",
                                  f"spark:\n  master: local[*]\n  conf:\n    spark.jars.ivySettings: {ivy}\n"
                                  f"    spark.jars.ivy: {tmp_path / 'ivy'}\n", 1))

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from tests.conftest import PROJECT
+from fti.config import PACKAGED_CONF
 from tests.helpers.wheel import run
 
 SMALL = {"FTI__INGEST__ENTITIES": "150", "FTI__TRAINING__NUM_BOOST_ROUND": "30"}
@@ -24,7 +24,7 @@ def test_the_wheel_installed_elsewhere_runs_a_cycle_with_its_configs(installed_w
                 cwd=elsewhere).split()
     assert all(p.startswith(site) for p in where), where
     # a user's own config: a copy of the shipped one with another model name
-    own = yaml.safe_load((PROJECT / "lib" / "fti" / "conf" / "synthetic.yaml").read_text())
+    own = yaml.safe_load((PACKAGED_CONF / "synthetic.yaml").read_text())
     own["training"]["model_name"] = "main.ml.my_purchase"  # three parts, as in Unity Catalog
     (elsewhere / "mine.yaml").write_text(yaml.safe_dump(own))
 

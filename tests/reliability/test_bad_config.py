@@ -8,7 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, PROJECT, copy_home, fti_env, run_fti
+from conftest import AS_OF, copy_home, fti_env, run_fti
+
+from fti.config import PACKAGED_CONF
 
 
 def _free_port() -> int:
@@ -30,7 +32,7 @@ def model_home(trained_home, tmp_path_factory) -> Path:
 
 
 def test_unknown_keys_in_file_and_environment(tmp_path):
-    conf = (PROJECT / "conf" / "synthetic.yaml").read_text().replace("  driver_memory: 4g", "  driver_memory: 4g\n  mastr: x")
+    conf = (PACKAGED_CONF / "synthetic.yaml").read_text().replace("  driver_memory: 4g", "  driver_memory: 4g\n  mastr: x")
     (tmp_path / "bad.yaml").write_text(conf)
     proc = run_fti(tmp_path / "h", "catalog", "--conf", str(tmp_path / "bad.yaml"))
     _one_error(proc, f"unknown key 'spark.mastr' in {tmp_path / 'bad.yaml'} (profile local)",
