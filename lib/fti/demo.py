@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fti.features import pipeline
 from fti.features.flights import replay
+from fti.timeutil import plan_batches
 
 if TYPE_CHECKING:
     from fti.config import Settings
@@ -43,7 +44,7 @@ class DemoReport:
 
 def month_ends(start: dt.date, through: dt.date) -> list[dt.date]:
     """The last day of each month from ``start`` to ``through`` (``through`` itself closes the list)."""
-    ends = [last for _, last in replay.plan_batches(start, through, "month")]
+    ends = [last for _, last in plan_batches(start, through, "month")]
     return ends
 
 

@@ -7,6 +7,7 @@ ISO-8601; without an offset they are in the system's zone.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from zoneinfo import ZoneInfo
@@ -61,3 +62,22 @@ def local_day(instant: dt.datetime, tz: str) -> dt.date:
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Days from ``start`` inclusive to ``end`` exclusive."""
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
+
+
+def plan_batches(start: dt.date, through: dt.date, batch: str) -> list[tuple[dt.date, dt.date]]:
+    """Split ``start..through`` (inclusive) into batches of a day, 7 days, or to each month's end."""
+    batches = []
+    day = start
+    while day <= through:
+        if batch == "day":
+            last = day
+        elif batch == "week":
+            last = day + dt.timedelta(days=6)
+        elif batch == "month":
+            last = dt.date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+        else:
+            raise ValueError(f"batch must be day, week or month, not {batch!r}")
+        last = min(last, through)
+        batches.append((day, last))
+        day = last + dt.timedelta(days=1)
+    return batches

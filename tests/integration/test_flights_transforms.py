@@ -14,7 +14,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from fti.features.flights.groups import aircraft_legs, labels, trailing_delay
 from fti.features.flights.parse import parse_flights, parse_weather
 from fti.features.flights.sources import FLIGHTS, WEATHER
-from fti.store.prediction_time import prediction_time, prediction_time_col
+from fti.features.prediction_time import prediction_time, prediction_time_col
 
 UTC = dt.timezone.utc
 ZONES = {"IAH": "America/Chicago", "ORD": "America/Chicago", "LAX": "America/Los_Angeles", "SJU": "America/Puerto_Rico"}

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from fti.errors import FtiError
 from fti.features.definitions import FeatureGroup
 from fti.forget import forgotten, without_forgotten
-from fti.features.systems import SystemSpec, get_system
+from fti.features.spec import SystemSpec
+from fti.features.systems import get_system
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
 from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days

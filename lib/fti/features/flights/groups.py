@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fti.features.definitions import Feature, FeatureGroup
-from fti.store.prediction_time import prediction_time_col
+from fti.features.prediction_time import prediction_time_col
 from fti.timeutil import parse_duration
 
 if TYPE_CHECKING:

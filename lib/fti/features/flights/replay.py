@@ -8,7 +8,6 @@ a retried batch never lands twice.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from fti.features.flights.sources import AIRPORTS, FLIGHTS, PLANES, WEATHER, data_dir
 from fti.ingest import INGEST_APP, land
 from fti.store import RunContext, TableStore, Txn
-from fti.timeutil import day_start
+from fti.timeutil import day_start, plan_batches
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,25 +68,6 @@ def _frames() -> dict[str, pd.DataFrame]:
                 frame["year"] + "-" + frame["month"].str.zfill(2) + "-" + frame["day"].str.zfill(2)).dt.date
         out[key] = frame
     return out
-
-
-def plan_batches(start: dt.date, through: dt.date, batch: str) -> list[tuple[dt.date, dt.date]]:
-    """Split ``start..through`` (inclusive) into batches of a day, 7 days, or to each month's end."""
-    batches = []
-    day = start
-    while day <= through:
-        if batch == "day":
-            last = day
-        elif batch == "week":
-            last = day + dt.timedelta(days=6)
-        elif batch == "month":
-            last = dt.date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
-        else:
-            raise ValueError(f"batch must be day, week or month, not {batch!r}")
-        last = min(last, through)
-        batches.append((day, last))
-        day = last + dt.timedelta(days=1)
-    return batches
 
 
 def landed_through(store: TableStore, system: str) -> dt.date | None:

@@ -92,7 +92,7 @@ def ingest(spark: SparkSession, store: TableStore, settings: Settings, *, throug
     """Land generated days up to ``through`` in batches, continuing after the last landed day."""
     import pandas as pd
 
-    from fti.features.flights.replay import plan_batches
+    from fti.timeutil import plan_batches
 
     cfg = settings.config.ingest
     entities = entities or cfg.entities

@@ -6,15 +6,15 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from fti.features.definitions import Feature, FeatureGroup
+from fti.features.spec import LabelsSpec, SystemSpec
 from fti.features.synthetic.generate import EVENTS
-from fti.store.prediction_time import prediction_time_col
+from fti.features.prediction_time import prediction_time_col
 from fti.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from fti.config import SystemConfig
-    from fti.features.systems import SystemSpec
 
 
 def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
@@ -92,8 +92,7 @@ GROUPS = (
 
 
 def build() -> SystemSpec:
-    from fti.features.systems import LabelsSpec, SystemSpec
-
+    """The synthetic system's spec."""
     return SystemSpec(
         name="synthetic",
         sources={"raw_events": EVENTS},
