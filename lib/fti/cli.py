@@ -150,7 +150,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     """Run the feature pipeline (incremental, or a backfill), or accept a rejected batch."""
-    from fti.features import pipeline
+    from fti.features import pipeline, quarantine
     from fti.report import format_table
     from fti.timeutil import parse_day
 
@@ -158,7 +158,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     if args.action == "accept":
         if not args.source:
             raise FtiError("fti features accept needs --source SOURCE (the raw source whose batch was rejected)")
-        version = pipeline.accept_rejected(store, settings, source=args.source)
+        version = quarantine.accept_rejected(store, settings, source=args.source)
         print(f"accepted the rejected batch of {args.source} up to raw version {version}: the next feature run "
               "featurizes its good rows (its bad rows stay in the quarantine)")
         return 0

@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 
 from fti.errors import FaultInjected, FtiError
-from fti.features import pipeline
+from fti.features import pipeline, quarantine
 from fti.features.definitions import Feature
 from fti.features.flights.sources import AIRPORTS, FLIGHTS, WEATHER
 from fti.features.systems import get_system
@@ -200,23 +200,23 @@ def test_too_many_bad_rows_stop_before_features(first_run, spark, store, setting
         rows.append(tuple(r))
     land_rows(spark, store, FLIGHTS, rows + [fl(6, 1300, 1, num=40)], clock(8))
     before = versions(store)
-    with pytest.raises(pipeline.TooManyBadRows, match="4 of 5 new rows of flights/raw_flights failed validation \\(80.0% > 50.0%\\)"):
+    with pytest.raises(quarantine.TooManyBadRows, match="4 of 5 new rows of flights/raw_flights failed validation \\(80.0% > 50.0%\\)"):
         pipeline.run(store, settings, now=clock(8))
     assert versions(store) == before
     assert store.read("flights/quarantine").where("reason like 'unparseable time_hour%'").count() == 4
     # a plain rerun keeps refusing the rejected batch (it used to featurize its good rows), saying how to accept
-    with pytest.raises(pipeline.TooManyBadRows, match="was rejected .* and is not accepted") as refused:
+    with pytest.raises(quarantine.TooManyBadRows, match="was rejected .* and is not accepted") as refused:
         pipeline.run(store, settings, now=clock(8))
     assert "fti features accept --system flights --source raw_flights" in refused.value.hint
     assert versions(store) == before
     assert store.read("flights/quarantine").where("reason like 'unparseable time_hour%'").count() == 4
     # a raised share accepts it too; here the explicit command does, and the next run featurizes its good row
-    assert pipeline.accept_rejected(store, settings, source="raw_flights") == store.version("flights/raw_flights")
+    assert quarantine.accept_rejected(store, settings, source="raw_flights") == store.version("flights/raw_flights")
     report = pipeline.run(store, settings, now=clock(8))
     assert {o.table for o in report.outputs if o.status == "written"} >= {"flights/labels", "flights/carrier_delay"}
     assert store.read("flights/labels").where("day = '2013-01-06'").count() == 1
     with pytest.raises(FtiError, match="no rejected batch of raw_flights"):
-        pipeline.accept_rejected(store, settings, source="raw_flights")
+        quarantine.accept_rejected(store, settings, source="raw_flights")
 
 
 def test_bad_files_refused_whole(first_run, spark, store, tmp_path):

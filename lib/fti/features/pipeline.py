@@ -1,18 +1,18 @@
-"""The incremental feature pipeline: raw versions in, one Delta commit per feature group out.
+"""The incremental feature pipeline: raw versions in, one Delta commit per output out.
 
-A run:
+A run is a plan, then an executor:
 
-1. reads the current version of each raw source;
-2. **quarantine**: the raw rows added since the quarantine table's watermark are parsed; bad rows go to
-   ``<system>/quarantine`` with their reason, run id and raw version (partitions replaced by raw
-   version, so a rerun never duplicates them); past ``features.max_bad_share`` the run stops here and
-   the feature tables stay as they were;
-3. **windows**: for each output table, the days touched by the raw files added since ITS watermark
-   (read from the Delta log, whatever their event times) widen by the group's lookback into the days
-   whose rows change; a group whose watermark is the current raw version is "up to date";
-4. the raw rows those days need are read (partition-pruned) and parsed ONCE per source;
-5. each group's transform runs on them; the rows of the changed days replace those days' partitions in
-   ONE commit that also records the new watermark and a transaction id (retries are skipped).
+1. **plan**: each output (a feature group, or the labels: :class:`GroupOutput`, :class:`LabelsOutput`) gets an
+   :class:`OutputPlan`: the days whose rows change, from the raw rows landed since ITS watermark (found by their
+   landing batch in the Delta log, whatever their event times), widened forward by its look-back
+   (:func:`widen`, the one look-back arithmetic); an output whose watermark is the current raw version is
+   "up to date";
+2. **parse**: each source's raw rows are read and parsed ONCE (:class:`ParsedSource`): the days the plans need
+   (widened backward) plus the rows landed since the quarantine's watermark, whose bad rows go to the
+   quarantine (:mod:`fti.features.quarantine`, which commits and stops the run before any feature write past
+   ``features.max_bad_share``);
+3. **execute**: each output's rows of its planned days replace those days in ONE commit that also records
+   the new watermark and a transaction id (retries are skipped) (:func:`_execute`).
 
 ``--start/--end`` backfills: the same code over explicit days, watermarks untouched.
 """
@@ -24,9 +24,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from fti.errors import FtiError
+from fti.features import quarantine
 from fti.features.definitions import FeatureGroup
 from fti.forget import forgotten, without_forgotten
 from fti.features.spec import SystemSpec
@@ -42,16 +43,6 @@ if TYPE_CHECKING:
     from fti.config import Settings
 
 log = logging.getLogger(__name__)
-
-QUARANTINE_DDL = ("source string NOT NULL, raw_version bigint NOT NULL, run_id string NOT NULL, reason string NOT NULL, "
-                  "raw_row string NOT NULL, ingested_at timestamp, detected_at timestamp NOT NULL, land_day date")
-
-
-class TooManyBadRows(FtiError):
-    """A run found more bad raw rows than ``features.max_bad_share`` allows."""
-
-    exit_code = 3
-
 
 @dataclass
 class OutputResult:
@@ -83,10 +74,6 @@ class FeatureRunReport:
     @property
     def up_to_date(self) -> bool:
         return all(o.status == "up to date" for o in self.outputs) and not any(self.new_rows.values())
-
-
-def quarantine_table(system: str) -> str:
-    return f"{system}/quarantine"
 
 
 def labels_table(system: str) -> str:
@@ -168,15 +155,6 @@ def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
     return name
 
 
-def _ensure_quarantine_table(store: TableStore, system: str) -> str:
-    from pyspark.sql.types import _parse_datatype_string
-
-    name = quarantine_table(system)
-    store.create_table(name, _parse_datatype_string(QUARANTINE_DDL), kind="quarantine",
-                       description="Raw rows that failed validation, with the reason, run id and raw version")
-    return name
-
-
 @dataclass
 class SourceChanges:
     """The raw rows of one source added since the oldest watermark among the tables that read it.
@@ -220,16 +198,33 @@ def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[i
     return SourceChanges(version, changes, [(r["land_day"], changes.batches[r["_batch"]], r["count"]) for r in counts])
 
 
+@dataclass
+class ParsedSource:
+    """One source read and parsed once for a run.
+
+    Attributes:
+        good: Its good rows on the days the outputs need (None when no output needs any).
+        cached: The cached parse, to unpersist at the end of the run.
+        new_rows: Rows landed since the quarantine's watermark.
+        bad_rows: Bad rows among those (quarantined).
+    """
+
+    good: DataFrame | None = None
+    cached: DataFrame | None = None
+    new_rows: int = 0
+    bad_rows: int = 0
+
+
 def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
                        *, now: dt.datetime, run: RunContext, context: dict[str, Any],
-                       max_bad_share: float) -> tuple[DataFrame | None, DataFrame | None, int, int]:
+                       max_bad_share: float) -> ParsedSource:
     """Read the raw rows a run needs ONCE, parse them, and quarantine the bad ones among the new rows.
 
     The rows read are those of the days the outputs need, plus the rows landed since the quarantine
     table's watermark and the other rows of their days (duplicates are judged among all rows of a day).
 
     Returns:
-        ``(good rows or None when nothing is needed; the cached parse to unpersist; new rows; bad new rows)``.
+        The good rows needed (None when nothing is needed), the cached parse and the row counts.
 
     Raises:
         TooManyBadRows: Past ``max_bad_share`` (after the quarantine commit).
@@ -240,7 +235,7 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
     version = found.version
     src = system.sources[source]
     raw = src.table(system.name)
-    qname = _ensure_quarantine_table(store, system.name)
+    qname = quarantine.ensure_table(store, system.name)
     mark = store.watermark(qname, source)
     fresh = found.batches_after(mark)
     new_rows = found.new_rows(mark)
@@ -251,7 +246,7 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
         paths |= {f["path"] for f in store.file_actions(raw, version=version, stats_columns=["land_day"])
                   if by_day.may_hold(f)}
     if not paths:
-        return None, None, 0, 0
+        return ParsedSource()
     rows = store.read_files(raw, sorted(paths), version=version)
     tags = spark.createDataFrame(list(fresh.items()) or [("", -1)], "_batch string, _raw_version bigint")
     rows = (rows.join(F.broadcast(tags), "_batch", "left")
@@ -261,121 +256,117 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
     parsed = system.parsers[source](rows, now=now, **context).cache()
     bad_rows = 0
     if fresh:
-        bad = parsed.where(F.col("_reason").isNotNull() & F.col("_raw_version").isNotNull()).select(
-            F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"),
-            F.lit(run.run_id).alias("run_id"), F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
-            F.col("_raw_ingested_at").alias("ingested_at"), F.lit(now).cast("timestamp").alias("detected_at"),
-            F.col("_raw_land_day").alias("land_day"),
-        ).cache()
-        bad_rows = bad.count()
-        first = (mark if mark is not None else -1) + 1
-        rejected = bool(new_rows) and bad_rows / new_rows > max_bad_share
-        # a rejected batch is recorded IN the quarantine commit: later runs keep refusing it until accepted
-        store.replace_where(qname, bad.coalesce(1), Match.of(source=[source], raw_version=range(first, version + 1)),
-                            watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
-                            records=[Txn(REJECTED + source, version)] if rejected else (),
-                            metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows,
-                                      **({"fti.rejected": source} if rejected else {})})
-        bad.unpersist()
-        if new_rows:
-            log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new_rows, bad_rows,
-                     100.0 * bad_rows / new_rows)
-        if rejected:
+        try:
+            bad_rows = quarantine.record(store, system.name, source, raw, parsed, first=(mark if mark is not None else -1) + 1,
+                                         version=version, new_rows=new_rows, now=now, run=run, max_bad_share=max_bad_share)
+        except quarantine.TooManyBadRows:
             parsed.unpersist()
-            raise TooManyBadRows(
-                f"{bad_rows} of {new_rows} new rows of {raw} failed validation "
-                f"({100.0 * bad_rows / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%); feature tables were not changed, "
-                "and later runs refuse this batch until it is accepted",
-                hint=_accept_hint(system.name, source, qname, run.run_id, bad_rows / new_rows),
-            )
+            raise
     if not needed:
         parsed.unpersist()
-        return None, None, new_rows, bad_rows
+        return ParsedSource(new_rows=new_rows, bad_rows=bad_rows)
     # a forgotten entity never comes back through a recompute, a backfill or rows landed before its deletion
     good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason"), forgotten(store, system.name))
-    return good, parsed, new_rows, bad_rows
+    return ParsedSource(good, parsed, new_rows, bad_rows)
 
 
-REJECTED = "fti.rejected:"
-ACCEPTED = "fti.accepted:"
-
-
-def _accept_hint(system: str, source: str, qname: str, run_id: str | None, share: float) -> str:
-    return (f"inspect the rows in {qname}{f' (run id {run_id})' if run_id else ''}; then accept the batch with "
-            f"`fti features accept --system {system} --source {source}`, or raise features.max_bad_share above "
-            f"{100.0 * share:.1f}% (FTI__FEATURES__MAX_BAD_SHARE={share + 0.0005:.3f})")
-
-
-def pending_rejection(store: TableStore, system: str, source: str) -> tuple[int, int, int] | None:
-    """The raw version up to which a batch of ``source`` was rejected and not accepted since, with its
-    ``(bad, new)`` row counts; None when there is none."""
-    qname = quarantine_table(system)
-    if not store.exists(qname):
-        return None
-    rejected = store.transaction_version(qname, REJECTED + source)
-    accepted = store.transaction_version(qname, ACCEPTED + source)
-    if rejected is None or (accepted is not None and accepted >= rejected):
-        return None
-    for entry in store.history(qname):
-        if entry.get("fti.rejected") == source:
-            return rejected, int(entry.get("fti.bad_rows") or 0), int(entry.get("fti.new_rows") or 0)
-    return rejected, 0, 0
-
-
-def _refuse_rejected(store: TableStore, system: str, source: str, readers: Mapping[str, int | None],
-                     max_bad_share: float) -> None:
-    """Stop before any feature write while a rejected batch of ``source`` would be read by an output that has
-    not moved past it, unless the user accepted it (``fti features accept``) or raised the share above its own."""
-    pending = pending_rejection(store, system, source)
-    if pending is None:
-        return
-    version, bad, new = pending
-    behind = sorted(t for t, mark in readers.items() if mark is None or mark < version)
-    if not behind or (new and bad / new <= max_bad_share):
-        return
-    raise TooManyBadRows(
-        f"the batch of {source} up to raw version {version} was rejected ({bad} of {new} new rows failed "
-        f"validation, {100.0 * bad / max(new, 1):.1f}% > {100.0 * max_bad_share:.1f}%) and is not accepted: "
-        f"{', '.join(behind)} were not changed",
-        hint=_accept_hint(system, source, quarantine_table(system), None, bad / max(new, 1)),
-    )
-
-
-def accept_rejected(store: TableStore, settings: Settings, *, source: str) -> int:
-    """Accept the rejected batch of a raw source: later runs featurize its good rows (its bad rows stay in the
-    quarantine). Recorded as an application transaction in the quarantine table.
-
-    Returns:
-        The raw version accepted up to.
-
-    Raises:
-        FtiError: No rejected batch of that source is pending.
-    """
-    from pyspark.sql.types import _parse_datatype_string
-
-    system = get_system(settings.system)
-    if source not in system.sources:
-        raise FtiError(f"unknown source {source!r} of system {settings.system}",
-                       hint=f"sources: {', '.join(system.sources)}")
-    pending = pending_rejection(store, settings.system, source)
-    if pending is None:
-        raise FtiError(f"no rejected batch of {source} is waiting to be accepted")
-    qname = quarantine_table(settings.system)
-    empty = store.spark.createDataFrame([], _parse_datatype_string(QUARANTINE_DDL))
-    store.append(qname, empty, records=[Txn(ACCEPTED + source, pending[0])],
-                 run=RunContext(pipeline="features"), metadata={"fti.accepted": source})
-    log.info("accepted the batch of %s up to raw version %d (%d of %d rows bad)", source, *pending)
-    return pending[0]
+def widen(days: Iterable[dt.date], lookback: int, *, forward: bool) -> set[dt.date]:
+    """The ONE look-back arithmetic. A trailing window of ``lookback`` days ends on a day and covers it and the
+    ``lookback - 1`` days before. Forward: the days whose window covers any of ``days`` (the rows that change when
+    those days change). Backward: the days the windows ending on ``days`` read (the input rows they need)."""
+    step = dt.timedelta(days=1 if forward else -1)
+    return {d + i * step for d in days for i in range(lookback)}
 
 
 def _affected_days(store: TableStore, table: str, source: str, found: SourceChanges,
                    lookback: int) -> set[dt.date]:
-    """The days whose rows of ``table`` change: each day with rows landed after the table's watermark,
-    widened forward by the look-back (a trailing window over it ends on any of those days)."""
+    """The days whose rows of ``table`` change: each day with rows landed after the table's watermark, widened
+    forward by the look-back."""
     mark = store.watermark(table, source) if store.exists(table) else None
     if mark is not None and mark >= found.version:
         return set()
-    return {d + dt.timedelta(days=i) for d in found.touched_days(mark) for i in range(lookback)}
+    return widen(found.touched_days(mark), lookback, forward=True)
+
+
+class Output:
+    """One output table of a run: where its rows come from and how they are computed (no I/O but its table)."""
+
+    table: str
+    source: str
+    lookback: int
+    stat_columns: list[str]
+
+    def ensure(self, store: TableStore) -> bool:
+        """Create the table if needed; True when this run adds columns to it (an additive definition change)."""
+        raise NotImplementedError
+
+    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
+             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+        """The rows of ``days``, computed from ``inputs`` (the source's good rows over the look-back)."""
+        raise NotImplementedError
+
+    def after_write(self, store: TableStore, evolving: bool) -> None:
+        """What follows a committed write (a feature group records its new definition)."""
+
+
+class GroupOutput(Output):
+    """A feature group: its transform, one row per key and event time, history kept."""
+
+    def __init__(self, system: SystemSpec, group: FeatureGroup) -> None:
+        self.system, self.group = system, group
+        self.table, self.source, self.lookback = group.table(system.name), group.sources[0], group.lookback_days
+        self.stat_columns = ["event_time", *group.feature_names]
+
+    def ensure(self, store: TableStore) -> bool:
+        return _ensure_group_table(store, self.system, self.group)[1]
+
+    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
+             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        group = self.group
+        out = group.transform({self.source: inputs}, now=now)
+        out = _finish(out.where(F.col("day").isin(list(days))), keys=group.keys,
+                      schema=group.schema(dict(self.system.key_types)), now=now)
+        return _keep_history(store, self.table, group.keys, out, days, now=now, run=run, txn_version=txn_version,
+                             evolving=evolving)
+
+    def after_write(self, store: TableStore, evolving: bool) -> None:
+        if evolving:
+            store.set_properties(self.table, {"fti.definition": self.group.to_json()})
+
+
+class LabelsOutput(Output):
+    """The labels table (the training spine): the system's label transform over its source."""
+
+    def __init__(self, system: SystemSpec, settings: Settings) -> None:
+        self.system, self.settings = system, settings
+        self.table, self.source, self.lookback = labels_table(system.name), system.labels.source, 1
+        self.stat_columns = ["prediction_time"]
+
+    def ensure(self, store: TableStore) -> bool:
+        _ensure_labels_table(store, self.system)
+        return False
+
+    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
+             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        out = self.system.labels.transform(inputs, config=self.settings.config).where(F.col("day").isin(list(days)))
+        return out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(self.table).fieldNames())
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """What a run does to one output: the days it rewrites (sorted; none: up to date)."""
+
+    output: Output
+    days: tuple[dt.date, ...]
+
+    @property
+    def input_days(self) -> set[dt.date]:
+        """The days of source rows the rewritten days read."""
+        return widen(self.days, self.output.lookback, forward=False)
 
 
 def history_table(table: str) -> str:
@@ -443,6 +434,46 @@ def _finish(group_out: DataFrame, *, keys: Sequence[str], schema: StructType, no
     return out.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
+def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now: dt.datetime, run: RunContext,
+             backfill: bool, raw_version: int) -> OutputResult:
+    """Compute one output's rows for its planned days and commit them in ONE replace of those days (with the
+    source's watermark and a transaction id, unless a backfill)."""
+    from pyspark.sql import functions as F
+
+    t0 = time.perf_counter()
+    output, affected = plan.output, list(plan.days)
+    if not affected:
+        return OutputResult(output.table, "up to date", store.version(output.table) if store.exists(output.table) else None)
+    if good is None:  # no raw rows at all for these days (a backfill before the data starts)
+        return OutputResult(output.table, "no data", store.version(output.table) if store.exists(output.table) else None)
+    needed = plan.input_days
+    inputs = good.where((F.col("day") >= F.lit(min(needed))) & (F.col("day") <= F.lit(max(needed))))
+    evolving = output.ensure(store)
+    name, source = output.table, output.source
+    out = output.rows(store, inputs, affected, now=now, run=run, txn_version=None if backfill else raw_version,
+                      evolving=evolving).cache()
+    stat_cols = output.stat_columns
+    stats = _column_stats(out, stat_cols)
+    rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
+    # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
+    result = store.replace_where(
+        name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected),
+        txn=None if backfill else Txn(f"features:{name}", raw_version),
+        watermarks=None if backfill else {source: raw_version}, inputs={source: raw_version},
+        run=run, allow_new_columns=evolving,
+        metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
+                  "fti.backfill": backfill},
+    )
+    out.unpersist()
+    output.after_write(store, evolving)
+    # skipped here means a concurrent run committed this window first (its txn reached this raw version)
+    status = "written" if not result.skipped else "skipped: another run wrote it"
+    seconds = time.perf_counter() - t0
+    log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
+             affected[0], affected[-1], seconds)
+    return OutputResult(name, status, result.version, rows, len(affected), affected[0], affected[-1], seconds)
+
+
 def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
         end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None,
         system: SystemSpec | None = None) -> FeatureRunReport:
@@ -466,7 +497,6 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         TooManyBadRows: Past ``features.max_bad_share`` (quarantine written, feature tables unchanged).
         FtiError: No raw data yet.
     """
-    from pyspark.sql import functions as F
 
     started = time.perf_counter()
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
@@ -490,98 +520,42 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions))
     context = system.context(store, system.name)
 
-    # 1. which days each output rewrites
-    outputs: list[tuple[str, str, FeatureGroup | None, int]] = []
-    for group in chosen:
-        outputs.append((group.table(system.name), group.sources[0], group, group.lookback_days))
-    if with_labels:
-        outputs.append((labels_table(system.name), system.labels.source, None, 1))
+    # 1. the plan: which days each output rewrites
+    outputs: list[Output] = [GroupOutput(system, g) for g in chosen] + (
+        [LabelsOutput(system, settings)] if with_labels else [])
     found: dict[str, SourceChanges] = {}
     marks: dict[str, dict[str, int | None]] = {}
     for source in sources:
         raw = system.sources[source].table(system.name)
-        marks[source] = {t: store.watermark(t, source) if store.exists(t) else None
-                         for t, src, _, _ in outputs if src == source}
+        marks[source] = {o.table: store.watermark(o.table, source) if store.exists(o.table) else None
+                         for o in outputs if o.source == source}
         readers = [] if backfill else list(marks[source].values())
-        qname = quarantine_table(system.name)
+        qname = quarantine.quarantine_table(system.name)
         found[source] = _source_changes(store, raw, versions[source],
                                         readers + [store.watermark(qname, source) if store.exists(qname) else None])
-    plan: dict[str, set[dt.date]] = {}
-    for table, source, _, lookback in outputs:
-        if backfill:
-            plan[table] = set(days(start, end))  # type: ignore[arg-type]
-        else:
-            plan[table] = _affected_days(store, table, source, found[source], lookback)
+    plans = [OutputPlan(o, tuple(sorted(set(days(start, end)) if backfill  # type: ignore[arg-type]
+                                        else _affected_days(store, o.table, o.source, found[o.source], o.lookback))))
+             for o in outputs]
 
     # 2. read and parse each source ONCE; quarantine its new bad rows (always incremental: rows are
     #    judged once, when they arrive); stop before any feature write past the bad-row share
-    parsed: dict[str, DataFrame] = {}
-    cached: list[DataFrame] = []
+    parsed: dict[str, ParsedSource] = {}
     try:
         for source in sources:
-            needed: set[dt.date] = set()
-            for table, src, _, lookback in outputs:
-                if src == source and plan[table]:
-                    needed |= {d - dt.timedelta(days=i) for d in plan[table] for i in range(lookback)}
-            good, base, new, bad = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
-                                                      context=context,
-                                                      max_bad_share=settings.config.features.max_bad_share)
-            if base is not None:
-                cached.append(base)
-            _refuse_rejected(store, system.name, source, marks[source], settings.config.features.max_bad_share)
-            report.new_rows[source], report.bad_rows[source] = new, bad
-            if good is not None:
-                parsed[source] = good
+            needed = set().union(*(p.input_days for p in plans if p.output.source == source))
+            parsed[source] = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
+                                                context=context, max_bad_share=settings.config.features.max_bad_share)
+            quarantine.refuse_rejected(store, system.name, source, marks[source],
+                                       settings.config.features.max_bad_share)
+            report.new_rows[source], report.bad_rows[source] = parsed[source].new_rows, parsed[source].bad_rows
 
-        # 4. one commit per output
-        for table, source, group, lookback in outputs:
-            t0 = time.perf_counter()
-            affected = sorted(plan[table])
-            if not affected:
-                report.outputs.append(OutputResult(table, "up to date", store.version(table) if store.exists(table) else None))
-                continue
-            if source not in parsed:  # no raw rows at all for these days (a backfill before the data starts)
-                report.outputs.append(OutputResult(table, "no data", store.version(table) if store.exists(table) else None))
-                continue
-            lo, hi = affected[0] - dt.timedelta(days=lookback - 1), affected[-1]
-            inputs = parsed[source].where((F.col("day") >= F.lit(lo)) & (F.col("day") <= F.lit(hi)))
-            evolving = False
-            if group is not None:
-                name, evolving = _ensure_group_table(store, system, group)
-                out = group.transform({source: inputs}, now=now)
-                out = _finish(out.where(F.col("day").isin(affected)), keys=group.keys,
-                              schema=group.schema(dict(system.key_types)), now=now)
-                out = _keep_history(store, name, group.keys, out, affected, now=now, run=run_ctx,
-                                    txn_version=None if backfill else versions[source], evolving=evolving)
-                stat_cols = ["event_time", *group.feature_names]
-            else:
-                name = _ensure_labels_table(store, system)
-                out = system.labels.transform(inputs, config=settings.config).where(F.col("day").isin(affected))
-                out = out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(name).fieldNames())
-                stat_cols = ["prediction_time"]
-            out = out.cache()
-            stats = _column_stats(out, stat_cols)
-            rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
-            txn = None if backfill else Txn(f"features:{name}", versions[source])
-            # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
-            result = store.replace_where(
-                name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected), txn=txn,
-                watermarks=None if backfill else {source: versions[source]}, inputs={source: versions[source]},
-                run=run_ctx, allow_new_columns=evolving,
-                metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
-                          "fti.backfill": backfill},
-            )
-            out.unpersist()
-            if evolving and group is not None:
-                store.set_properties(name, {"fti.definition": group.to_json()})
-            # skipped here means a concurrent run committed this window first (its txn reached this raw version)
-            status = "written" if not result.skipped else "skipped: another run wrote it"
-            report.outputs.append(OutputResult(name, status, result.version,
-                                               rows, len(affected), affected[0], affected[-1], time.perf_counter() - t0))
-            log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
-                     affected[0], affected[-1], time.perf_counter() - t0)
+        # 3. one commit per output
+        for plan in plans:
+            report.outputs.append(_execute(store, plan, parsed[plan.output.source].good, now=now, run=run_ctx,
+                                           backfill=backfill, raw_version=versions[plan.output.source]))
     finally:
-        for df in cached:
-            df.unpersist()
+        for p in parsed.values():
+            if p.cached is not None:
+                p.cached.unpersist()
     report.seconds = time.perf_counter() - started
     return report
