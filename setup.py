@@ -40,8 +40,9 @@ setup(
     version="0.1.0",
     description="Feature, training and inference pipelines that meet only in Delta Lake and MLflow",
     python_requires=">=3.11",
-    package_dir={"": "lib"},
-    packages=find_namespace_packages("lib", include=["fti", "fti.*"]),  # fti.conf: the shipped YAMLs
+    # conf/ (top level) is installed as fti.conf: the wheel carries the shipped configs
+    package_dir={"": "lib", "fti.conf": "conf"},
+    packages=[*find_namespace_packages("lib", include=["fti", "fti.*"]), "fti.conf"],
     include_package_data=True,
     package_data={"fti.conf": ["*.yaml"]},
     install_requires=CORE,

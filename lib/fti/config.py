@@ -8,6 +8,7 @@ variables ``FTI__SECTION__KEY=value`` (values parsed as YAML scalars), then expl
 from __future__ import annotations
 
 import copy
+import importlib
 import datetime as dt
 import os
 import re
@@ -25,7 +26,7 @@ from fti.names import validate_system_name
 DEFAULT_HOME = "lakehouse"
 ENV_PREFIX = "FTI__"
 MODEL_NAME_PART = re.compile(r"[A-Za-z0-9_\-]+")
-PACKAGED_CONF = Path(__file__).resolve().parent / "conf"  # the systems shipped with fti (in the wheel too)
+PACKAGED_CONF = Path(importlib.import_module("fti.conf").__file__).resolve().parent  # conf/: the shipped systems
 
 
 class StrictModel(BaseModel):
@@ -285,7 +286,7 @@ class Settings:
 
 def find_conf_file(system: str, conf: str | os.PathLike[str] | None = None) -> Path:
     """Locate the YAML of a system: ``conf`` if given, else ``./conf/<system>.yaml`` (a project's own), else the
-    one shipped in the package (``fti/conf/<system>.yaml``: the wheel carries them).
+    one shipped with fti (``conf/`` here, installed as ``fti.conf``: the wheel carries them).
 
     Args:
         system: System name.
