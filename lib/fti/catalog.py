@@ -62,7 +62,7 @@ def feature_group_entry(store: DeltaLog, name: str, *, now: dt.datetime) -> dict
 def registered_models(settings: Settings) -> list[dict[str, Any]]:
     """Registered MLflow models with their versions and aliases (empty if no store exists yet)."""
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///") and not (settings.home / "mlflow" / "mlflow.db").exists():
+    if uri.startswith("sqlite:///") and not settings.embedded_store.exists():
         return []
     from mlflow.tracking import MlflowClient
 

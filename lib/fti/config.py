@@ -261,7 +261,12 @@ class Settings:
         inside the home (the embedded store)."""
         if self.config.mlflow.tracking_uri:
             return self.config.mlflow.tracking_uri
-        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        return f"sqlite:///{self.embedded_store}"
+
+    @property
+    def embedded_store(self) -> Path:
+        """The embedded MLflow store's SQLite file (used when no tracking URI is configured)."""
+        return self.home / "mlflow" / "mlflow.db"
 
     @property
     def registry_uri(self) -> str:

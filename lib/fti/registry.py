@@ -64,7 +64,7 @@ class ModelRef:
 
 def mlflow_store_exists(settings: Settings) -> bool:
     uri = settings.tracking_uri
-    return not uri.startswith("sqlite:///") or (settings.home / "mlflow" / "mlflow.db").exists()
+    return not uri.startswith("sqlite:///") or settings.embedded_store.exists()
 
 
 def embedded_store_at_home(settings: Settings) -> None:
@@ -77,7 +77,7 @@ def embedded_store_at_home(settings: Settings) -> None:
     so two processes doing it at once agree. A store named by a tracking URI is left alone."""
     if settings.config.mlflow.tracking_uri:
         return
-    db = settings.home / "mlflow" / "mlflow.db"
+    db = settings.embedded_store
     if str(db) in _AT_HOME or not db.is_file():
         return
     here = settings.artifact_location
