@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.fti-installed
 JARS   := $(VENV)/share/fti/jars/manifest.json
+S3A_JARS := $(VENV)/share/fti/object-store-jars/manifest.json
 HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
@@ -22,11 +23,15 @@ $(STAMP): setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# The Delta Spark connector's jars, fetched once from Maven Central into the environment (see README "Delta").
+# The Delta Spark connector's jars and Hadoop's S3A connector (s3a:// homes), fetched once from Maven Central into
+# the environment (see README "Delta" and "Run on Databricks / on a cluster with object storage").
 $(JARS): $(STAMP)
 	$(BIN)/fti connector install && touch $@
 
-setup: $(STAMP) $(JARS) ## create .venv (if missing), install fti with Spark and test extras, fetch the Delta connector jars
+$(S3A_JARS): $(JARS)
+	$(BIN)/fti connector install && touch $@
+
+setup: $(STAMP) $(JARS) $(S3A_JARS) ## create .venv (if missing), install fti with Spark and test extras, fetch the Delta and S3A connector jars
 
 wheel: $(STAMP) ## build dist/fti-<version>-py3-none-any.whl (carries the configs; install it with pip anywhere, Databricks included)
 	$(BIN)/python -m pip wheel . --no-deps --no-build-isolation -q -w dist

@@ -33,6 +33,8 @@ TEST = [
     "duckdb>=1.1",
     "polars>=1.0",
     "setuptools>=70.1",  # builds the wheel in the wheel test without a network (bdist_wheel built in)
+    "moto[s3]>=5.1,<6",  # the S3-compatible server of the object-storage tests (with flask-cors: its server mode)
+    "flask-cors>=4",
 ]
 
 setup(

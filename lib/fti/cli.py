@@ -439,17 +439,21 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_connector(args: argparse.Namespace) -> int:
-    """Install or show the Delta Spark connector's jars."""
+    """Install or show the Delta Spark connector's jars (and Hadoop's S3A connector, for s3a:// homes)."""
     from fti import connector
 
     want = connector.expected()
     if args.action == "install":
         jars = connector.install(force=args.force)
         print(f"{want.coordinates}: {len(jars)} jar(s) in {connector.jars_dir()}")
+        s3a = connector.install_object_store(force=args.force)
+        print(f"{connector.object_store_coordinates()}: {len(s3a)} jar(s) in {connector.object_store_jars_dir()}")
         return 0
     conf, origin = connector.session_conf()
     print(f"connector:  {want.coordinates if want else '(delta-spark is not installed)'}")
     print(f"jars:       {connector.jars_dir()} ({'installed' if origin == 'installed' else 'not installed'})")
+    s3a = "installed" if connector.installed_object_store_jars() else "not installed"
+    print(f"s3a:        {connector.object_store_coordinates()} in {connector.object_store_jars_dir()} ({s3a})")
     print(f"a session fti builds loads it from: {origin}")
     if origin != "none":
         print("spark-submit flags: " + " ".join(connector.spark_submit_args()))

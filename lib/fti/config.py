@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -21,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fti.errors import ConfigError
+from fti.location import Location
 from fti.names import validate_system_name
 
 DEFAULT_HOME = "lakehouse"
@@ -240,13 +242,14 @@ class Settings:
 
     Attributes:
         config: The validated system configuration.
-        home: Absolute path of the home folder holding every embedded piece of state.
+        home: Where every embedded piece of state lives: an absolute local folder, or a URI on object storage
+            (see :mod:`fti.store.location`).
         profile: The profile that was applied.
         source: The YAML file the configuration came from.
     """
 
     config: SystemConfig
-    home: Path
+    home: Location
     profile: str
     source: Path
 
@@ -265,8 +268,9 @@ class Settings:
 
     @property
     def embedded_store(self) -> Path:
-        """The embedded MLflow store's SQLite file (used when no tracking URI is configured)."""
-        return self.home / "mlflow" / "mlflow.db"
+        """The embedded MLflow store's SQLite file (used when no tracking URI is configured; a home that is not a
+        local folder has none, see :func:`load_config`)."""
+        return Path(self.home) / "mlflow" / "mlflow.db"
 
     @property
     def registry_uri(self) -> str:
@@ -457,10 +461,14 @@ def load_config(
         raise ConfigError(message, hint=hint) from None
 
     home_value = home or env.get("FTI_HOME") or config.home or DEFAULT_HOME
-    home_path = Path(home_value).expanduser()
-    if not home_path.is_absolute():
-        home_path = Path.cwd() / home_path
-    settings = Settings(config=config, home=home_path.resolve(), profile=profile, source=path)
+    home_location = Location(home_value)
+    if home_location.local is not None and home_location.scheme == "":
+        home_location = Location((Path.cwd() / home_location.local).resolve())
+    settings = Settings(config=config, home=home_location, profile=profile, source=path)
+    if not home_location.is_local and not config.mlflow.tracking_uri:
+        raise ConfigError(f"home {home_location.uri} is not a local folder, and the embedded MLflow store (a SQLite "
+                          "file in the home) needs one",
+                          hint="set MLFLOW_TRACKING_URI (an `mlflow server`, or `databricks`) or mlflow.tracking_uri")
     if settings.unity_catalog and config.training and config.training.model_name.count(".") != 2:
         where = origin.get(("training", "model_name"), f"{path} (profile {profile})")
         via = origin.get(("mlflow", "registry_uri")) or origin.get(("mlflow", "tracking_uri")) or "the config"
@@ -471,7 +479,7 @@ def load_config(
     return settings
 
 
-def ensure_home(settings: Settings) -> Path:
+def ensure_home(settings: Settings) -> Location:
     """Create the home folder if needed and check that it is writable.
 
     Args:
@@ -484,6 +492,8 @@ def ensure_home(settings: Settings) -> Path:
         ConfigError: If the folder cannot be created or written.
     """
     home = settings.home
+    if not home.is_local:
+        return _ensure_remote_home(home)
     try:
         home.mkdir(parents=True, exist_ok=True)
         # a name of its own: two runs starting at once must not delete each other's probe
@@ -494,4 +504,18 @@ def ensure_home(settings: Settings) -> Path:
             f"home folder {home} is not writable: {exc.strerror}",
             hint="pass --home PATH or set FTI_HOME to a folder you can write",
         ) from None
+    return home
+
+
+def _ensure_remote_home(home: Location) -> Location:
+    """An object-store or DBFS home: write and delete a probe object, so a wrong bucket or missing credentials
+    fail here, naming the home, before any Spark work."""
+    probe = home / f".fti-write-check-{uuid.uuid4().hex}"
+    try:
+        probe.write_text("fti")
+        probe.unlink()
+    except (OSError, TypeError) as exc:
+        raise ConfigError(f"home {home.uri} is not writable: {str(exc).strip().splitlines()[0][:300]}",
+                          hint="check the bucket, the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                               "AWS_ENDPOINT_URL for an S3-compatible server) and --home") from None
     return home

@@ -159,11 +159,18 @@ def install(*, folder: Path | None = None, repository: str | None = None, force:
     folder = folder or jars_dir()
     if not force and folder == jars_dir() and installed_jars():
         return installed_jars()
+    keep = _install_packages(want.coordinates, folder, repository)
+    log.info("installed %s: %d jars in %s", want.coordinates, len(keep), folder)
+    return keep
+
+
+def _install_packages(coordinates: str, folder: Path, repository: str | None) -> list[Path]:
+    """Resolve Maven packages with Spark's Ivy into ``folder`` (replaced whole), minus the jars pyspark ships."""
     repository = repository or os.environ.get("FTI_MAVEN_REPO") or MAVEN_CENTRAL
     with tempfile.TemporaryDirectory(prefix="fti-ivy-") as tmp:
         scratch = Path(tmp)
         (scratch / "ivysettings.xml").write_text(_ivy_settings(scratch / "cache", repository))
-        resolved = _resolve(want, scratch)
+        resolved = _resolve(coordinates, scratch)
         provided = _provided_by_spark()
         keep = sorted(j for j in resolved if _ivy_artifact(j) not in provided)
         staging = folder.with_name(folder.name + ".tmp")
@@ -172,23 +179,66 @@ def install(*, folder: Path | None = None, repository: str | None = None, force:
         for jar in keep:
             shutil.copy2(jar, staging / jar.name)
         (staging / MANIFEST).write_text(json.dumps({
-            "coordinates": want.coordinates, "repository": repository,
+            "coordinates": coordinates, "repository": repository,
             "jars": [j.name for j in keep], "skipped_as_provided_by_spark": sorted(j.name for j in resolved if j not in keep),
         }, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         staging.replace(folder)
-    log.info("installed %s: %d jars in %s", want.coordinates, len(keep), folder)
     return [folder / j.name for j in keep]
 
 
-def _resolve(want: Connector, scratch: Path) -> list[Path]:
+# ----------------------------------------------------------------------------- object storage (S3A)
+def hadoop_version() -> str:
+    """The Hadoop version pyspark ships (its ``hadoop-client-api`` jar), which hadoop-aws must match."""
+    import pyspark
+
+    for jar in (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"):
+        return jar.stem[len("hadoop-client-api-"):]
+    raise EnvironmentProblem("pyspark ships no hadoop-client-api jar: cannot tell which hadoop-aws matches it")
+
+
+def object_store_coordinates() -> str:
+    """Hadoop's S3A connector for the Hadoop that Spark ships (it brings the AWS SDK bundle it was built with)."""
+    return f"org.apache.hadoop:hadoop-aws:{hadoop_version()}"
+
+
+def object_store_jars_dir() -> Path:
+    return jars_dir().with_name("object-store-jars")
+
+
+def installed_object_store_jars() -> list[Path]:
+    """The installed S3A jars, if they match this pyspark's Hadoop (else [])."""
+    folder = object_store_jars_dir()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return []
+    if manifest.get("coordinates") != object_store_coordinates():
+        return []
+    jars = [folder / name for name in manifest.get("jars", [])]
+    return jars if jars and all(j.is_file() for j in jars) else []
+
+
+def install_object_store(*, repository: str | None = None, force: bool = False) -> list[Path]:
+    """Fetch hadoop-aws (and its AWS SDK bundle) once, so that sessions fti builds read and write ``s3a://``
+    homes. A session loads them on the driver's class path (see :func:`fti.spark.get_spark`); clusters with
+    their own S3 connector (EMR, Databricks) need none of this."""
+    if not force and installed_object_store_jars():
+        return installed_object_store_jars()
+    coordinates = object_store_coordinates()
+    keep = _install_packages(coordinates, object_store_jars_dir(), repository)
+    log.info("installed %s: %d jars in %s", coordinates, len(keep), object_store_jars_dir())
+    return keep
+
+
+def _resolve(coordinates: str, scratch: Path) -> list[Path]:
     """Let Spark's launcher resolve the package (the same code path as ``--packages``) in a child JVM."""
     import subprocess
 
     code = (
         "from pyspark.sql import SparkSession\n"
         "s = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')"
-        f".config('spark.jars.packages', {want.coordinates!r})"
+        f".config('spark.jars.packages', {coordinates!r})"
         f".config('spark.jars.ivy', {str(scratch)!r})"
         f".config('spark.jars.ivySettings', {str(scratch / 'ivysettings.xml')!r}).getOrCreate())\n"
         "s.stop()\n"
@@ -200,7 +250,7 @@ def _resolve(want: Connector, scratch: Path) -> list[Path]:
         lines = [ln for ln in (out.stderr + out.stdout).splitlines()
                  if any(k in ln for k in ("download failed", "not found", "UNRESOLVED", "Exception", "Error", "error"))]
         raise EnvironmentProblem(
-            f"could not fetch the Delta connector {want.coordinates}: " + (" | ".join(lines[:6]) or "no jars resolved"),
+            f"could not fetch {coordinates}: " + (" | ".join(lines[:6]) or "no jars resolved"),
             hint="check that Maven Central is reachable (or set FTI_MAVEN_REPO to a mirror), then rerun "
                  "`fti connector install`; without the jars fti uses the delta-rs bridge (delta.backend: delta-rs)",
         )

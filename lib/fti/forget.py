@@ -150,12 +150,11 @@ def _rewrite_without(store: TableStore, table: str, column: str, value: str, run
 
 def forgotten(store: DeltaLog | TableStore, system: str) -> list[tuple[str, str]]:
     """The ``(column, value)`` pairs forgotten in a system (read with ``deltalake``, no Spark job)."""
-    from deltalake import DeltaTable
 
     name = forgotten_table(system)
     if not store.exists(name):
         return []
-    rows = DeltaTable(store.uri(name)).to_pyarrow_table(columns=["column", "value"]).to_pylist()
+    rows = store.delta_table(name).to_pyarrow_table(columns=["column", "value"]).to_pylist()
     return sorted({(r["column"], r["value"]) for r in rows})
 
 

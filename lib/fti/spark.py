@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from fti import connector
 from fti.errors import EnvironmentProblem
+from fti.location import Location, spark_hadoop_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,6 +87,7 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
     if existing is not None:
         for key, value in REQUIRED_CONF.items():
             existing.conf.set(key, value)
+        configure_storage(existing, settings.home)
         return existing
 
     check_java()
@@ -103,7 +105,7 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
         "spark.driver.memory": cfg.driver_memory,
         "spark.ui.enabled": str(cfg.ui if ui is None else ui).lower(),
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.sql.warehouse.dir": (settings.home / "spark-warehouse").uri,
         "spark.local.dir": str(scratch),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch}",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
@@ -114,6 +116,11 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
     }
     if cfg.master:  # empty: the master comes from spark-submit / spark-defaults
         conf["spark.master"] = cfg.master
+    conf.update({f"spark.hadoop.{k}": v for k, v in spark_hadoop_conf(settings.home).items()})
+    s3a_jars = connector.installed_object_store_jars()
+    if s3a_jars and (cfg.master or "local").startswith("local"):
+        # on the driver's class path (in local mode the executors are the driver): no copy of the SDK bundle
+        conf["spark.driver.extraClassPath"] = os.pathsep.join(str(j) for j in s3a_jars)
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
     connector_conf, origin = ({}, "none") if settings.config.delta.backend == "delta-rs" else connector.session_conf()
@@ -134,6 +141,16 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
         spark = _build(conf)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def configure_storage(spark: SparkSession, home: Location) -> None:
+    """Point a running session's S3A at the home's endpoint (``AWS_ENDPOINT_URL``, for an S3-compatible server)
+    before its first read of the home. Nothing changes for AWS itself, other stores and local homes."""
+    settings = spark_hadoop_conf(home)
+    if settings:
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 - the session's Hadoop settings
+        for key, value in settings.items():
+            hadoop.set(key, value)
 
 
 def _build(conf: dict[str, str], *, delta_pip: bool = False) -> SparkSession:

@@ -45,7 +45,7 @@ def unreferenced_files(store, table):
     """Parquet files under the table folder that no version of it references (a failed write's leftovers)."""
     known = {str(Path(u.removeprefix("file://"))) for v in range(store.version(table) + 1)
              for u in store.file_uris(table, version=v)}
-    return [p for p in store.path(table).rglob("*.parquet") if str(p) not in known]
+    return [p for p in Path(store.path(table)).rglob("*.parquet") if str(p) not in known]
 
 
 @pytest.fixture()
@@ -86,7 +86,7 @@ def test_append_and_read_whole(spark, store, table):
     assert len(files) == 2
     if store.backend_name == "delta-rs":  # the bridge names its files with the run id; the connector with a uuid
         assert all("run-append-1" in f for f in files)
-    assert not (store.home / "_staging").exists() or not any((store.home / "_staging").iterdir())
+    assert not (store.home / "_staging").exists() or not (store.home / "_staging").iterdir()
 
 
 def test_stats_recorded_with_timestamp_max_rounded_up(spark, store, table):
@@ -233,13 +233,13 @@ def test_transaction_id_skips_retried_commit_and_watermark_survives_checkpoint(s
     assert store.read(name).count() == 1
     for i in range(2, 6):
         store.append(name, df, txn=Txn("features:test/txn", i), watermarks={"raw/flights": 3 + i})
-    assert list((store.path(name) / "_delta_log").glob("*.checkpoint.parquet")), "expected a checkpoint"
+    assert list(Path(store.path(name), "_delta_log").glob("*.checkpoint.parquet")), "expected a checkpoint"
     assert store.watermark(name, "raw/flights") == 8
     assert store.transaction_version(name, "features:test/txn") == 5
     # read the state from the checkpoint alone: remove the JSON commits it covers
     from deltalake import DeltaTable
 
-    log_dir = store.path(name) / "_delta_log"
+    log_dir = Path(store.path(name), "_delta_log")
     cp_version = max(int(p.name.split(".")[0]) for p in log_dir.glob("*.checkpoint.parquet"))
     for p in log_dir.glob("*.json"):
         if int(p.name.split(".")[0]) <= cp_version:

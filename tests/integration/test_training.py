@@ -350,9 +350,10 @@ def test_a_copied_home_works_by_itself_after_the_original_is_gone(trained, score
 
     store, _ = trained
     copy = tmp_path / "copy"
-    shutil.copytree(settings.home, copy)
-    away = settings.home.with_name(settings.home.name + "-away")
-    settings.home.rename(away)  # the original is gone while the copy runs
+    original = Path(settings.home)
+    shutil.copytree(original, copy)
+    away = original.with_name(original.name + "-away")
+    original.rename(away)  # the original is gone while the copy runs
     try:
         moved = load_config("flights", home=copy, env=WINDOWS)
         copy_store = open_store(store.spark, moved, backend="native")
@@ -364,8 +365,8 @@ def test_a_copied_home_works_by_itself_after_the_original_is_gone(trained, score
         assert [r["as_of"] for r in monitored["runs"]][-1] == (AS_OF + dt.timedelta(days=1)).isoformat()
         assert all(Path(r["png"]).is_relative_to(copy) for r in monitored["runs"])
     finally:
-        recreated = settings.home.exists()
+        recreated = original.exists()
         if recreated:
-            shutil.rmtree(settings.home)
-        away.rename(settings.home)
+            shutil.rmtree(original)
+        away.rename(original)
     assert not recreated, "a run on the copy wrote into the original home"

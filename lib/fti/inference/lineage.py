@@ -36,7 +36,7 @@ def model_lineage(store: DeltaLog, settings: Settings, ref: ModelRef) -> dict[st
         "model": {"name": ref.name, "version": int(mv.version), "aliases": list(getattr(mv, "aliases", []) or []),
                   "run_id": mv.run_id},
         "training_set": {"table": out.table, "version": out.version, "rows": out.rows, "sha256": out.sha256,
-                         "manifest": str(TrainingSetManifest.path_of(store.home, out.table).relative_to(store.home)),
+                         "manifest": TrainingSetManifest.path_of(store.home, out.table).relative_to(store.home),
                          "code_version": manifest.code_version},
         "spine": {"table": spine.table, "version": spine.version,
                   "raw_versions": {f"{settings.system}/{s}": store.watermark(spine.table, s, version=spine.version)

@@ -18,15 +18,16 @@ population fits ``scoring.local_max_rows``, else with Spark.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fti.errors import FtiError
+from fti.location import Location
 from fti.registry import ModelRef, manifest_of_model, using_mlflow
 from fti.store import RunContext, TableStore
 from fti.store.feature_store import FeatureStore, FeatureView, view_of_manifest
@@ -198,7 +199,7 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
     return reference, rows
 
 
-def _plot(path: Path, title: str, rows: list[dict[str, Any]], threshold: float) -> None:
+def _plot(path: Location, title: str, rows: list[dict[str, Any]], threshold: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,9 +211,10 @@ def _plot(path: Path, title: str, rows: list[dict[str, Any]], threshold: float) 
     ax.axvline(threshold, color="k", ls="--", lw=0.8)
     ax.set(xlabel="PSI vs reference", title=title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=90)
     plt.close(fig)
+    path.write_bytes(image.getvalue())
 
 
 def _scoring_runs(store: TableStore, table: str) -> list[dict[str, Any]]:

@@ -42,8 +42,9 @@ def open_store(spark: SparkSession, settings: Settings, *, backend: str | None =
     Raises:
         EnvironmentProblem: If ``native`` is asked for but the Delta connector is not in the JVM.
     """
-    from fti.spark import delta_jar_available
+    from fti.spark import configure_storage, delta_jar_available
 
+    configure_storage(spark, settings.home)
     choice = backend or settings.config.delta.backend
     if choice == "auto":
         choice = "native" if delta_jar_available(spark) else "delta-rs"

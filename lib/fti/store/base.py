@@ -15,10 +15,10 @@ import re
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from fti.errors import ConcurrentRunError, FtiError, SchemaMismatchError
+from fti.location import Location
 from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock, run_lock
 from fti.store.predicate import Match
@@ -55,9 +55,9 @@ class TableStore(DeltaLog, ABC):
 
     backend_name = "abstract"
 
-    def __init__(self, spark: SparkSession, home: str | os.PathLike[str], *, retention_days: int = 365,
+    def __init__(self, spark: SparkSession, home: str | os.PathLike[str] | Location, *, retention_days: int = 365,
                  checkpoint_interval: int = 10, compact_above_files: int = COMPACT_ABOVE_FILES) -> None:
-        super().__init__(Path(home))
+        super().__init__(home)
         self.spark = spark
         self.retention_days = retention_days
         self.checkpoint_interval = checkpoint_interval

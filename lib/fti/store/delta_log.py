@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import unquote
 
 from fti.errors import TableNotFoundError, UnsupportedTableError, VersionNotFoundError
+from fti.location import Location, is_uri
 from fti.names import validate_table_name
 from fti.store.records import WATERMARK_PREFIX, TableInfo, Txn, format_partition_value
 
@@ -65,30 +66,44 @@ def commit_metadata_of(commit_info: dict[str, Any]) -> dict[str, Any]:
 
 
 class DeltaLog:
-    """Delta tables under one home folder, addressed by relative names like ``flights/carrier_delay``.
+    """Delta tables under one home (a local folder or an object-store URI), addressed by relative names like
+    ``flights/carrier_delay``.
 
     Args:
-        home: The home folder; tables live at ``home/<name>``.
+        home: The home; tables live at ``home/<name>``.
     """
 
-    def __init__(self, home: str | Path) -> None:
-        self.home = Path(home)
+    def __init__(self, home: str | Path | Location) -> None:
+        self.home = Location(home).resolve()
 
     # ----------------------------------------------------------------------------- naming
-    def path(self, name: str) -> Path:
-        """Absolute folder of a table (checked to stay inside the home)."""
+    def path(self, name: str) -> Location:
+        """Location of a table's folder (checked to stay inside the home)."""
         validate_table_name(name)
         path = (self.home / name).resolve()
-        if self.home.resolve() not in path.parents:
+        if not path.is_under(self.home):
             raise TableNotFoundError(f"table {name!r} would lie outside the home {self.home}")
         return path
 
     def uri(self, name: str) -> str:
-        return str(self.path(name))
+        return self.path(name).uri
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """``deltalake``'s storage options for the home (endpoint and region of an object store)."""
+        return self.home.storage_options()
 
     def exists(self, name: str) -> bool:
         log_dir = self.path(name) / "_delta_log"
-        return log_dir.is_dir() and any(log_dir.glob("*.json"))
+        if log_dir.local is not None:
+            return log_dir.local.is_dir() and any(log_dir.local.glob("*.json"))
+        return any(entry.name.endswith(".json") for entry in log_dir.iterdir())
+
+    def delta_table(self, name: str) -> DeltaTable:
+        """The ``deltalake`` handle of a table's latest version (no checks: for the bridge's writes)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path(name).delta_uri, storage_options=self.storage_options)
 
     def _delta(self, name: str, version: int | None = None) -> DeltaTable:
         from deltalake import DeltaTable
@@ -99,7 +114,7 @@ class DeltaLog:
                 hint="run the pipeline that writes it first, or check --home",
             )
         try:
-            delta = DeltaTable(self.uri(name), version=version)
+            delta = DeltaTable(self.path(name).delta_uri, version=version, storage_options=self.storage_options)
         except Exception as exc:  # deltalake raises a generic error for a missing version
             if version is not None:
                 raise VersionNotFoundError(
@@ -237,7 +252,7 @@ class DeltaLog:
         out = []
         for act in pa.table(delta.get_add_actions(flatten=True)).to_pylist():
             out.append({
-                "path": str(root / act["path"]),
+                "path": (root / act["path"]).uri,
                 "partition": {c: format_partition_value(act.get(f"partition.{c}")) for c in parts},
                 "rows": act.get("num_records"),
                 "size": act.get("size_bytes"),
@@ -250,11 +265,12 @@ class DeltaLog:
         """The actions of each commit file ``after < version <= upto`` (None when it is gone: log retention)."""
         log_dir = self.path(name) / "_delta_log"
         for version in range(after + 1, upto + 1):
-            commit = log_dir / f"{version:020d}.json"
-            if not commit.is_file():
+            try:
+                text = (log_dir / f"{version:020d}.json").read_text()
+            except FileNotFoundError:
                 yield version, None
                 continue
-            yield version, [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+            yield version, [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def changes(self, name: str, *, after: int | None, upto: int) -> Changes:
         """What the commits ``after < version <= upto`` added, by content lineage (see :class:`Changes`).
@@ -278,12 +294,12 @@ class DeltaLog:
             data_commit = False
             for action in actions:
                 if "remove" in action:
-                    removed = str(root / unquote(action["remove"]["path"]))
+                    removed = (root / unquote(action["remove"]["path"])).uri
                     if files.pop(removed, None) is not None and not action["remove"].get("dataChange", True):
                         carried = True
                 elif "add" in action:
                     change = action["add"].get("dataChange", True)
-                    adds.append((str(root / unquote(action["add"]["path"])), change))
+                    adds.append(((root / unquote(action["add"]["path"])).uri, change))
                     data_commit = data_commit or change
                 elif "commitInfo" in action:
                     run_id = commit_metadata_of(action["commitInfo"]).get("fti.run_id")
@@ -306,11 +322,11 @@ class DeltaLog:
         """
         if not self.exists(name):
             return None
-        wanted = {str(Path(p)) for p in paths}
+        wanted = {p if is_uri(p) else str(Path(p)) for p in paths}
         root = self.path(name)
         for version, actions in self._commits(name, after, self.version(name)):
             for action in actions or []:
-                if "add" in action and str(root / unquote(action["add"]["path"])) in wanted:
+                if "add" in action and (root / unquote(action["add"]["path"])).uri in wanted:
                     return version
         return None
 
@@ -349,12 +365,11 @@ class DeltaLog:
     def list_tables(self) -> list[str]:
         """Every Delta table under the home, as relative names, sorted."""
         names = []
-        if not self.home.is_dir():
-            return names
-        for log_dir in self.home.rglob("_delta_log"):
-            table_dir = log_dir.parent
-            rel = table_dir.relative_to(self.home)
-            if any(part.startswith(("_", ".")) for part in rel.parts):
+        for rel, is_dir in self.home.walk():
+            parts = rel.split("/")
+            if not is_dir or parts[-1] != "_delta_log" or len(parts) < 2:
                 continue
-            names.append(rel.as_posix())
+            if any(part.startswith(("_", ".")) for part in parts[:-1]):
+                continue
+            names.append("/".join(parts[:-1]))
         return sorted(names)

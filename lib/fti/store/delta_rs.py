@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import unquote
 
 from fti.errors import ConcurrentRunError, SchemaMismatchError
+from fti.location import Location, relative_posix
 from fti.store.base import TableStore
 from fti.store.faults import fault_point
 from fti.store.predicate import Match
@@ -83,13 +81,14 @@ class DeltaRsStore(TableStore):
                 return self.version(name)
             self.path(name).mkdir(parents=True, exist_ok=True)
             DeltaTable.create(
-                self.uri(name),
+                self.path(name).delta_uri,
                 delta_schema,
                 partition_by=list(partition_by) or None,
                 name=name.replace("/", "."),
                 description=description or None,
                 configuration=self.table_properties_for(kind, properties),
                 raise_if_key_not_exists=False,
+                storage_options=self.storage_options or None,
                 commit_properties=CommitProperties(
                     custom_metadata=self.commit_metadata(RunContext(pipeline="fti"), "create")
                 ),
@@ -139,12 +138,12 @@ class DeltaRsStore(TableStore):
         fault_point("before_files", table=name)
         root = self.path(name)
         staging = self.home / "_staging" / run.run_id / name.replace("/", "__")
-        moved: list[Path] = []
+        moved: list[Location] = []
         try:
             writer = df.write.mode("overwrite").option("compression", "snappy")
             if part_cols:
                 writer = writer.partitionBy(*part_cols)
-            writer.parquet(str(staging))
+            writer.parquet(staging.uri)
             if outside is not None and (outside.get.get("rows") or 0) > 0:
                 raise ValueError(
                     f"cannot replace rows of {name}: {outside.get['rows']} row(s) of the data are not covered by "
@@ -162,10 +161,10 @@ class DeltaRsStore(TableStore):
                 self._remove(moved)
             raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.rmtree()
             parent = staging.parent
-            if parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
+            if parent.is_dir() and not parent.iterdir():
+                parent.rmtree()
         fault_point("after_commit", table=name)
         log.info("%s: committed version %d (%s, %d rows, +%d/-%d files)", name, version, mode, rows, len(adds),
                  len(replaced))
@@ -189,8 +188,8 @@ class DeltaRsStore(TableStore):
         rows = self.read_files(name, [f["path"] for f in replaced], version=version)
         return rows.where(~where.column()).select(*columns)
 
-    def _move_staged(self, staging: Path, root: Path, part_cols: Sequence[str], run: RunContext,
-                     moved: list[Path]) -> tuple[list, int]:
+    def _move_staged(self, staging: Location, root: Location, part_cols: Sequence[str], run: RunContext,
+                     moved: list[Location]) -> tuple[list, int]:
         from deltalake.transaction import AddAction
 
         adds = []
@@ -199,17 +198,16 @@ class DeltaRsStore(TableStore):
             target_dir = root / rel_dir if rel_dir else root
             target_dir.mkdir(parents=True, exist_ok=True)
             target = target_dir / f"part-{seq:05d}-{run.run_id}.snappy.parquet"
-            os.replace(src, target)
+            src.move_to(target)
             moved.append(target)
-            count, stats = parquet_file_stats(str(target))
+            count, stats = parquet_file_stats(target)
             if count == 0:
                 target.unlink()
                 moved.remove(target)
                 continue
             rows += count
-            rel_path = target.relative_to(root).as_posix()
-            adds.append(AddAction(rel_path, target.stat().st_size, pvalues, int(target.stat().st_mtime * 1000), True,
-                                  stats))
+            rel_path = target.relative_to(root)
+            adds.append(AddAction(rel_path, target.size(), pvalues, target.mtime_ms(), True, stats))
         return adds, rows
 
     def _commit(self, name: str, adds: list, replaced: Sequence[Mapping[str, Any]], read_version: int, mode: str,
@@ -218,10 +216,9 @@ class DeltaRsStore(TableStore):
                 metadata: Mapping[str, Any] | None, table_schema: StructType, df_schema: StructType,
                 new_cols: Sequence[str]) -> int | None:
         """ONE commit (under the commit lock). Returns its version, or None when ``txn`` landed meanwhile."""
-        from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties, RemoveAction, Transaction
 
-        delta = DeltaTable(self.uri(name))
+        delta = self.delta_table(name)
         if txn is not None and txn.applied_in(delta.transaction_version(txn.app_id)):
             log.info("%s: transaction %s/%s committed concurrently, discarding this run's files",
                      name, txn.app_id, txn.version)
@@ -230,7 +227,7 @@ class DeltaRsStore(TableStore):
         if mode != "append" and delta.version() != read_version:
             self._check_no_conflict(name, read_version, replaced, where)
         now = self._now_ms()
-        removes = [RemoveAction(Path(f["path"]).relative_to(self.path(name)).as_posix(), True, now, f["size"],
+        removes = [RemoveAction(relative_posix(f["path"], self.path(name)), True, now, f["size"],
                                 {c: v for c, v in f["partition"].items()} or None) for f in replaced]
         apps = [Transaction(txn.app_id, txn.version, now)] if txn else []
         apps += [Transaction(WATERMARK_PREFIX + s, int(v), now) for s, v in (watermarks or {}).items()]
@@ -245,7 +242,7 @@ class DeltaRsStore(TableStore):
                 commit_properties=CommitProperties(
                     custom_metadata=self.commit_metadata(run, "add_columns", {"fti.columns": list(new_cols)})),
             )
-            delta = DeltaTable(self.uri(name))
+            delta = self.delta_table(name)
         delta.create_write_transaction(
             adds + removes,
             mode="append",
@@ -258,7 +255,7 @@ class DeltaRsStore(TableStore):
             ),
         )
         fault_point("after_log_write", table=name)  # an error here (a hook, an interrupt) must keep the files
-        return DeltaTable(self.uri(name)).version()
+        return self.delta_table(name).version()
 
     def _check_no_conflict(self, name: str, read_version: int, replaced: Sequence[Mapping[str, Any]],
                            where: Match | None) -> None:
@@ -277,38 +274,36 @@ class DeltaRsStore(TableStore):
                 hint="rerun: the next run reads the new version",
             )
 
-    def _not_landed(self, name: str, read_version: int, moved: Sequence[Path]) -> bool:
+    def _not_landed(self, name: str, read_version: int, moved: Sequence[Location]) -> bool:
         """Whether the failed write's commit is known NOT to have happened (only then may its files go)."""
         if not moved:
             return True
         try:
-            return self.commit_landed(name, after=read_version, paths=[str(p) for p in moved]) is None
+            return self.commit_landed(name, after=read_version, paths=[p.uri for p in moved]) is None
         except Exception:  # noqa: BLE001 - cannot tell: keep the files (vacuum removes orphans later)
             log.warning("%s: could not tell whether the failed commit landed; its files are kept", name)
             return False
 
     @staticmethod
-    def _staged_files(staging: Path, part_cols: Sequence[str]) -> list[tuple[Path, str, dict[str, str | None]]]:
+    def _staged_files(staging: Location, part_cols: Sequence[str]) -> list[tuple[Location, str, dict[str, str | None]]]:
         found = []
-        for dirpath, dirnames, filenames in os.walk(staging):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
-            for fname in sorted(filenames):
-                if not fname.endswith(".parquet") or fname.startswith(("_", ".")):
-                    continue
-                rel_dir = Path(dirpath).relative_to(staging).as_posix()
-                rel_dir = "" if rel_dir == "." else rel_dir
-                values: dict[str, str | None] = {}
-                for segment in filter(None, rel_dir.split("/")):
-                    col, _, raw = segment.partition("=")
-                    if unquote(raw) != raw:
-                        raise ValueError(
-                            f"partition value {unquote(raw)!r} of column '{col}' needs escaping in a path; "
-                            "partition by a column with plain values (dates, codes)"
-                        )
-                    values[col] = None if raw == _HIVE_NULL else raw
-                if set(values) != set(part_cols):
-                    raise RuntimeError(f"unexpected staged file layout {rel_dir!r} for partitions {part_cols}")
-                found.append((Path(dirpath) / fname, rel_dir, values))
+        for rel, is_dir in sorted(staging.walk()):
+            parts = rel.split("/")
+            if is_dir or not parts[-1].endswith(".parquet") or any(p.startswith(("_", ".")) for p in parts):
+                continue
+            rel_dir = "/".join(parts[:-1])
+            values: dict[str, str | None] = {}
+            for segment in filter(None, rel_dir.split("/")):
+                col, _, raw = segment.partition("=")
+                if unquote(raw) != raw:
+                    raise ValueError(
+                        f"partition value {unquote(raw)!r} of column '{col}' needs escaping in a path; "
+                        "partition by a column with plain values (dates, codes)"
+                    )
+                values[col] = None if raw == _HIVE_NULL else raw
+            if set(values) != set(part_cols):
+                raise RuntimeError(f"unexpected staged file layout {rel_dir!r} for partitions {part_cols}")
+            found.append((staging / rel, rel_dir, values))
         return found
 
     @staticmethod
@@ -322,12 +317,9 @@ class DeltaRsStore(TableStore):
         return spark_to_delta(StructType(fields), table=name)
 
     @staticmethod
-    def _remove(paths: Sequence[Path]) -> None:
+    def _remove(paths: Sequence[Location]) -> None:
         for path in paths:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            path.unlink(missing_ok=True)
 
     # ----------------------------------------------------------------------------- read
     def read(self, name: str, *, version: int | None = None, timestamp: dt.datetime | None = None) -> DataFrame:
@@ -348,7 +340,6 @@ class DeltaRsStore(TableStore):
               run: RunContext | None = None) -> CommitResult:
         """Upsert ``df`` on ``keys`` through delta-rs (the rows pass through the driver: small upserts only)."""
         import pyarrow as pa
-        from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties, Transaction
 
         run = run or RunContext()
@@ -363,7 +354,7 @@ class DeltaRsStore(TableStore):
         source = pa.Table.from_batches(source.to_batches(), schema=source.schema).select(target.names)
         source = source.cast(pa.schema([f.with_nullable(True) for f in target]))
         with self.commit_lock(name):
-            delta = DeltaTable(self.uri(name))
+            delta = self.delta_table(name)
             if txn is not None and txn.applied_in(delta.transaction_version(txn.app_id)):
                 return CommitResult(table=name, version=delta.version(), skipped=True)
             apps = [Transaction(txn.app_id, txn.version, self._now_ms())] if txn else None
@@ -376,47 +367,44 @@ class DeltaRsStore(TableStore):
                 .when_not_matched_insert_all()
                 .execute()
             )
-            version = DeltaTable(self.uri(name)).version()
+            version = self.delta_table(name).version()
         return CommitResult(table=name, version=version, rows=source.num_rows,
                             files_added=int(metrics.get("num_target_files_added", 0)),
                             files_removed=int(metrics.get("num_target_files_removed", 0)))
 
     def delete(self, name: str, predicate: str, *, run: RunContext | None = None) -> CommitResult:
-        from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties
 
         run = run or RunContext()
         with self.commit_lock(name):
-            delta = DeltaTable(self.uri(name))
+            delta = self.delta_table(name)
             metrics = delta.delete(predicate, commit_properties=CommitProperties(
                 custom_metadata=self.commit_metadata(run, "delete", {"fti.predicate": predicate})))
-            version = DeltaTable(self.uri(name)).version()
+            version = self.delta_table(name).version()
         return CommitResult(table=name, version=version, rows=int(metrics.get("num_deleted_rows", 0)),
                             files_added=int(metrics.get("num_added_files", 0)),
                             files_removed=int(metrics.get("num_removed_files", 0)))
 
     def compact(self, name: str, *, run: RunContext | None = None) -> CommitResult:
-        from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties
 
         run = run or RunContext()
         with self.commit_lock(name):
-            delta = DeltaTable(self.uri(name))
+            delta = self.delta_table(name)
             before = delta.version()
             metrics = delta.optimize.compact(commit_properties=CommitProperties(
                 custom_metadata=self.commit_metadata(run, "compact")))
-            version = DeltaTable(self.uri(name)).version()
+            version = self.delta_table(name).version()
         return CommitResult(table=name, version=version, skipped=version == before,
                             files_added=int(metrics.get("numFilesAdded", 0)),
                             files_removed=int(metrics.get("numFilesRemoved", 0)))
 
     def set_properties(self, name: str, properties: Mapping[str, str], *, run: RunContext | None = None) -> int:
-        from deltalake import DeltaTable
         from deltalake.transaction import CommitProperties
 
         run = run or RunContext()
         with self.commit_lock(name):
-            DeltaTable(self.uri(name)).alter.set_table_properties(
+            self.delta_table(name).alter.set_table_properties(
                 dict(properties), raise_if_not_exists=False,
                 commit_properties=CommitProperties(custom_metadata=self.commit_metadata(run, "set_properties")))
         return self.version(name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fti.errors import FtiError
+from fti.location import Location
 
 MANIFEST_SUFFIX = ".training_set.json"
 
@@ -154,25 +155,23 @@ class TrainingSetManifest:
 
     # ----------------------------------------------------------------------------- files
     @staticmethod
-    def path_of(home: Path, table: str) -> Path:
+    def path_of(home: Path | Location, table: str) -> Location:
         """Where the manifest of a training-set table lives: beside it, ``<table>.training_set.json``."""
-        return Path(home) / f"{table}{MANIFEST_SUFFIX}"
+        return Location(home) / f"{table}{MANIFEST_SUFFIX}"
 
-    def write(self, home: Path) -> Path:
-        """Write beside the output table (atomically: a temporary file, then a rename)."""
+    def write(self, home: Path | Location) -> Location:
+        """Write beside the output table (whole: a temporary file and a rename locally, one PUT on object
+        storage)."""
         if self.output is None:
             raise ValueError("a manifest is written once its training set is materialized")
         path = self.path_of(home, self.output.table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str))
-        tmp.replace(path)
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str))
         return path
 
     @classmethod
-    def read(cls, path: str | Path) -> TrainingSetManifest:
+    def read(cls, path: str | Path | Location) -> TrainingSetManifest:
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
+            return cls.from_json(json.loads(Location(path).read_text()))
         except FileNotFoundError:
             raise FtiError(f"manifest {path} does not exist") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

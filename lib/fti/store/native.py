@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from urllib.parse import unquote
 
 from fti.errors import ConcurrentRunError, SchemaMismatchError
+from fti.location import Location
 from fti.store.base import PROTOCOL_PROPERTIES, TableStore
 from fti.store.faults import fault_point
 from fti.store.predicate import Match
@@ -270,15 +270,12 @@ class NativeStore(TableStore):
 
     def _absolute(self, name: str, relative: Sequence[str]) -> list[str]:
         root = self.path(name)
-        return [str(root / unquote(p)) for p in relative]
+        return [(root / unquote(p)).uri for p in relative]
 
     def _remove_files(self, name: str, written: Sequence[str]) -> None:
         """Delete the data files of a write whose commit did not land (this run's files, by exact path)."""
         for path in self._absolute(name, written):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            Location(path).unlink(missing_ok=True)
 
     # ----------------------------------------------------------------------------- read and small operations
     def read(self, name: str, *, version: int | None = None, timestamp: dt.datetime | None = None) -> DataFrame:

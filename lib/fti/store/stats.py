@@ -12,7 +12,8 @@ import json
 import math
 from typing import Any
 
-import pyarrow.parquet as pq
+
+from fti.location import Location
 
 _MAX_STRING_STAT = 64
 
@@ -42,16 +43,16 @@ def _format(value: Any, *, upper: bool) -> Any:
     return value
 
 
-def parquet_file_stats(path: str) -> tuple[int, str]:
+def parquet_file_stats(path: str | Location) -> tuple[int, str]:
     """Read a parquet footer and build the Delta ``stats`` JSON for it.
 
     Args:
-        path: Local path of the parquet file.
+        path: The parquet file (local, or on the home's object store).
 
     Returns:
         ``(row_count, stats_json)``.
     """
-    meta = pq.read_metadata(path)
+    meta = Location(path).parquet_metadata()
     schema = meta.schema.to_arrow_schema()
     names = [f.name for f in schema]
     mins: dict[str, Any] = {}

@@ -77,7 +77,7 @@ def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.dat
         return None
     view = fs.feature_view(view_name)
     current = {"spine": store.version(view.spine_table), **{g.group: store.version(g.table) for g in view.groups}}
-    for path in sorted(folder.glob(f"*{MANIFEST_SUFFIX}"), reverse=True):
+    for path in sorted((p for p in folder.iterdir() if p.name.endswith(MANIFEST_SUFFIX)), key=str, reverse=True):
         manifest = TrainingSetManifest.read(path)
         if manifest.versions() == current and manifest.spine.start == start.isoformat() \
                 and manifest.spine.end == end.isoformat() and manifest.view_hash == view.definition_hash() \
