@@ -22,7 +22,7 @@ import os
 import posixpath
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlparse
 
 from fti.errors import ConfigError
@@ -354,17 +354,39 @@ def s3_endpoint() -> str | None:
 
 
 def spark_hadoop_conf(location: Location) -> dict[str, str]:
-    """Hadoop settings (without the ``spark.hadoop.`` prefix) that point Spark's S3A at the same endpoint as
-    ``deltalake`` and ``pyarrow``; empty for AWS itself and for other stores (the cluster's settings hold)."""
-    endpoint = s3_endpoint() if location.scheme == "s3a" else None
-    if not endpoint:
+    """Hadoop settings (without the ``spark.hadoop.`` prefix) that give Spark's S3A the home bucket's endpoint and
+    credentials from this process's environment, as ``deltalake`` and ``pyarrow`` read them. They are per bucket
+    (``fs.s3a.bucket.<bucket>.*``): other buckets keep the cluster's settings. Empty for other homes, and for
+    AWS with no keys in the environment (instance roles: S3A's default chain finds them). Spark redacts the
+    secret in its UI."""
+    if location.scheme != "s3a":
         return {}
-    return {
-        "fs.s3a.endpoint": endpoint,
-        "fs.s3a.endpoint.region": location.storage_options()["AWS_REGION"],
-        "fs.s3a.path.style.access": "true",
-        "fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
-    }
+    out = {}
+    endpoint = s3_endpoint()
+    if endpoint:
+        out.update({
+            "endpoint": endpoint,
+            "endpoint.region": location.storage_options()["AWS_REGION"],
+            "path.style.access": "true",
+            "connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+        })
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        out.update({"access.key": os.environ["AWS_ACCESS_KEY_ID"], "secret.key": os.environ["AWS_SECRET_ACCESS_KEY"]})
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            out.update({"session.token": os.environ["AWS_SESSION_TOKEN"],
+                        "aws.credentials.provider": "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"})
+    return {f"fs.s3a.bucket.{location.netloc}.{key}": value for key, value in out.items()}
+
+
+def parquet_dataset(paths: Sequence[str]) -> Any:
+    """A pyarrow dataset over parquet files given as a log reader gives them (local paths or object-store URIs)."""
+    import pyarrow.dataset as pds
+
+    if not any(is_uri(p) and not p.startswith("file:") for p in paths):
+        return pds.dataset(list(paths), format="parquet")
+    locations = [Location(p) for p in paths]
+    fs = locations[0]._fs()[0]  # noqa: SLF001 - one table: one file system
+    return pds.dataset([loc._fs()[1] for loc in locations], format="parquet", filesystem=fs)  # noqa: SLF001
 
 
 def relative_posix(path: str, root: Location) -> str:

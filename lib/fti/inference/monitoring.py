@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fti.errors import FtiError
-from fti.location import Location
+from fti.location import Location, parquet_dataset
 from fti.registry import ModelRef, manifest_of_model, using_mlflow
 from fti.store import RunContext, TableStore
 from fti.store.feature_store import FeatureStore, FeatureView, view_of_manifest
@@ -97,7 +97,7 @@ def reference_rows(store: TableStore, settings: Settings, manifest: TrainingSetM
 
     cfg, tz = settings.config.monitoring, settings.config.timezone
     out, time_col = manifest.output, manifest.spine.event_time
-    dataset = pds.dataset(store.file_uris(out.table, version=out.version), format="parquet")
+    dataset = parquet_dataset(store.file_uris(out.table, version=out.version))
     utc = pa.timestamp("us", tz="UTC")
     if cfg.reference == "training_set":
         frame = dataset.to_table(columns=features).to_pandas()

@@ -330,6 +330,17 @@ class DeltaLog:
                     return version
         return None
 
+    def commit_of_run(self, name: str, *, after: int, run_id: str) -> int | None:
+        """The last version after ``after`` that the run ``run_id`` committed (None: none). What a writer
+        reports as its version: the latest version may already be another writer's (object storage, where
+        writers on other machines share no lock)."""
+        found = None
+        for version, actions in self._commits(name, after, self.version(name)):
+            if any("commitInfo" in a and commit_metadata_of(a["commitInfo"]).get("fti.run_id") == run_id
+                   for a in actions or []):
+                found = version
+        return found
+
     def row_count(self, name: str, *, version: int | None = None) -> int | None:
         """Exact row count from the log's per-file stats, or None when a file lacks them."""
         import pyarrow as pa

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import ConfigError, FtiError
+from fti.location import parquet_dataset
 from fti.registry import ModelMetadata, client, using_mlflow
 from fti.store import TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, TrainingSet
@@ -110,7 +111,7 @@ def read_windows(files: list[str], windows: dict[str, tuple[dt.datetime, dt.date
     utc = pa.timestamp("us", tz="UTC")
     lo, hi = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
     # in file-name order: the log's file order is not stable, and row order changes a subsampled model
-    dataset = pds.dataset(sorted(files), format="parquet")
+    dataset = parquet_dataset(sorted(files))
     rows = dataset.to_table(columns=list(dict.fromkeys(columns + [time_col])),
                             filter=(pds.field(time_col) >= pa.scalar(lo, utc)) & (pds.field(time_col) < pa.scalar(hi, utc)))
     tables = {}
