@@ -10,6 +10,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from fti.registry import mlflow_store_exists
 from fti.store.manifest import TrainingSetManifest
 
 if TYPE_CHECKING:
@@ -61,9 +62,9 @@ def feature_group_entry(store: DeltaLog, name: str, *, now: dt.datetime) -> dict
 
 def registered_models(settings: Settings) -> list[dict[str, Any]]:
     """Registered MLflow models with their versions and aliases (empty if no store exists yet)."""
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///") and not settings.embedded_store.exists():
+    if not mlflow_store_exists(settings):
         return []
+    uri = settings.tracking_uri
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=settings.config.mlflow.registry_uri or uri)

@@ -28,7 +28,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--system", default=default, help="example system: flights, synthetic (default flights)")
     parser.add_argument("--conf", default=default, help="YAML config file (default ./conf/<system>.yaml, else the one shipped with fti)")
     parser.add_argument("--profile", default=default, help="config profile: local (default), cluster")
-    parser.add_argument("--home", default=default, help="home folder of all state (default ./lakehouse or FTI_HOME)")
+    parser.add_argument("--home", default=default, help="home of all state: a folder, or an s3a://, gs://, abfss:// "
+                        "or dbfs:/ URI (default ./lakehouse or FTI_HOME)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="show tracebacks and debug logs")
 

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
@@ -63,8 +64,9 @@ class ModelRef:
 
 
 def mlflow_store_exists(settings: Settings) -> bool:
+    """Whether there is a store to ask: a server is; a SQLite store (the embedded one or another) once its file exists."""
     uri = settings.tracking_uri
-    return not uri.startswith("sqlite:///") or settings.embedded_store.exists()
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists()
 
 
 def embedded_store_at_home(settings: Settings) -> None:
