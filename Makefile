@@ -69,7 +69,7 @@ cluster-demo: setup ## start Spark master+worker, Ray head+worker, mlflow server
 
 bench: setup ## run the benchmarks against their references (bench/), write bench/results.json and bench/RESULTS.md
 	@export TZ=UTC PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python; rc=0; start=$$(date +%s); \
-	for b in "pit_join.py --skew 0.2" incremental.py train.py "train.py --rows 10000000 --repeat 1" score.py \
+	for b in "pit_join.py --skew 0.2" incremental.py feature_run.py train.py "train.py --rows 10000000 --repeat 1" score.py \
 	    delta_write.py; do \
 	  echo "== bench/$$b"; $(BIN)/python bench/$$b || { echo "bench/$$b FAILED" >&2; rc=1; }; \
 	done; \

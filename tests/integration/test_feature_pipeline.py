@@ -355,3 +355,21 @@ def test_backfill_over_days_without_raw_rows_reports_no_data(first_run, store, s
     report = pipeline.run(store, settings, now=clock(8), start=dt.date(2012, 6, 1), end=dt.date(2012, 6, 3))
     assert {o.status for o in report.outputs} == {"no data"}
     assert versions(store) == before
+
+
+def test_a_run_with_no_bad_rows_makes_no_quarantine_commit(first_run, spark, store, settings):
+    """Clean rows are judged once and leave the quarantine table alone: the outputs' watermarks say they were
+    judged (a second run neither judges them again nor commits)."""
+    # (two groups: an earlier test of this module left carrier_delay's table behind its definition)
+    groups = ["origin_delay", "aircraft_legs"]
+    q_before = store.version("flights/quarantine")
+    land_rows(spark, store, FLIGHTS, [fl(12, 800, 3, num=70, tail="N70"), fl(12, 900, 30, num=71, tail="N71")],
+              clock(13))
+    report = pipeline.run(store, settings, now=clock(13), groups=groups)
+    assert report.new_rows["raw_flights"] == 2 and report.bad_rows["raw_flights"] == 0
+    assert {o.table: o.status for o in report.outputs} == {"flights/origin_delay": "written",
+                                                           "flights/aircraft_legs": "written"}
+    assert store.version("flights/quarantine") == q_before
+    again = pipeline.run(store, settings, now=clock(13), groups=groups)
+    assert again.up_to_date and again.new_rows["raw_flights"] == 0
+    assert store.version("flights/quarantine") == q_before

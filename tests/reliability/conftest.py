@@ -175,12 +175,19 @@ def assert_same_rows(spark, home: Path, clean_home: Path, table: str) -> None:
 
 @pytest.fixture(scope="session")
 def landed_home(spark, tmp_path_factory) -> Path:
-    """Raw synthetic events landed through THROUGH (weekly batches); no feature run yet."""
-    from fti.features.synthetic.generate import ingest
+    """Raw synthetic events landed through THROUGH (weekly batches), and a small batch with two bad rows (as real
+    data has: the feature run then commits the quarantine, one of the kill points); no feature run yet."""
+    from fti.features.synthetic.generate import EVENTS, ingest
+    from fti.ingest import land
 
     home = tmp_path_factory.mktemp("rel-landed")
     settings = settings_for(home)
-    ingest(spark, store_for(spark, home), settings, through=THROUGH, batch="week", entities=ENTITIES)
+    store = store_for(spark, home)
+    ingest(spark, store, settings, through=THROUGH, batch="week", entities=ENTITIES)
+    rows = [("", "2024-02-24T10:00:00Z", "activity", "1.0"), ("e000001", "2024-02-24 10:00", "activity", "1.0"),
+            ("e000001", "2024-02-24T10:00:07Z", "activity", "3.5")]
+    land(store, SYSTEM, EVENTS, spark.createDataFrame(rows, ", ".join(f"{c} string" for c in EVENTS.columns)),
+         ingested_at=dt.datetime(2024, 2, 25, 12, tzinfo=dt.timezone.utc), source_label="test: two bad rows")
     return home
 
 

@@ -216,12 +216,13 @@ class ParsedSource:
 
 
 def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
-                       *, now: dt.datetime, run: RunContext, context: dict[str, Any],
+                       *, judged: int | None, now: dt.datetime, run: RunContext, context: dict[str, Any],
                        max_bad_share: float) -> ParsedSource:
     """Read the raw rows a run needs ONCE, parse them, and quarantine the bad ones among the new rows.
 
-    The rows read are those of the days the outputs need, plus the rows landed since the quarantine
-    table's watermark and the other rows of their days (duplicates are judged among all rows of a day).
+    The rows read are those of the days the outputs need, plus the rows landed after raw version ``judged``
+    (see :func:`quarantine.judged_through`) and the other rows of their days (duplicates are judged among all
+    rows of a day).
 
     Returns:
         The good rows needed (None when nothing is needed), the cached parse and the row counts.
@@ -235,8 +236,8 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
     version = found.version
     src = system.sources[source]
     raw = src.table(system.name)
-    qname = quarantine.ensure_table(store, system.name)
-    mark = store.watermark(qname, source)
+    quarantine.ensure_table(store, system.name)
+    mark = judged
     fresh = found.batches_after(mark)
     new_rows = found.new_rows(mark)
     wanted_days = needed | found.touched_days(mark)
@@ -525,14 +526,14 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         [LabelsOutput(system, settings)] if with_labels else [])
     found: dict[str, SourceChanges] = {}
     marks: dict[str, dict[str, int | None]] = {}
+    judged: dict[str, int | None] = {}
     for source in sources:
         raw = system.sources[source].table(system.name)
         marks[source] = {o.table: store.watermark(o.table, source) if store.exists(o.table) else None
                          for o in outputs if o.source == source}
         readers = [] if backfill else list(marks[source].values())
-        qname = quarantine.quarantine_table(system.name)
-        found[source] = _source_changes(store, raw, versions[source],
-                                        readers + [store.watermark(qname, source) if store.exists(qname) else None])
+        judged[source] = quarantine.judged_through(store, system.name, source, marks[source].values())
+        found[source] = _source_changes(store, raw, versions[source], readers + [judged[source]])
     plans = [OutputPlan(o, tuple(sorted(set(days(start, end)) if backfill  # type: ignore[arg-type]
                                         else _affected_days(store, o.table, o.source, found[o.source], o.lookback))))
              for o in outputs]
@@ -543,7 +544,8 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     try:
         for source in sources:
             needed = set().union(*(p.input_days for p in plans if p.output.source == source))
-            parsed[source] = _read_and_validate(store, system, source, found[source], needed, now=now, run=run_ctx,
+            parsed[source] = _read_and_validate(store, system, source, found[source], needed, judged=judged[source],
+                                                now=now, run=run_ctx,
                                                 context=context, max_bad_share=settings.config.features.max_bad_share)
             quarantine.refuse_rejected(store, system.name, source, marks[source],
                                        settings.config.features.max_bad_share)

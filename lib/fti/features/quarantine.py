@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from fti.errors import FtiError
 from fti.store import Match, RunContext, TableStore, Txn
@@ -42,6 +42,19 @@ def ensure_table(store: TableStore, system: str) -> str:
 
 REJECTED = "fti.rejected:"
 ACCEPTED = "fti.accepted:"
+
+
+def judged_through(store: TableStore, system: str, source: str, output_marks: Iterable[int | None]) -> int | None:
+    """The raw version of ``source`` up to which every row was judged: the quarantine's watermark, or an output's
+    watermark for the source where that is further. A run judges every new row of a source before it commits any
+    output, and makes no quarantine commit when no row is bad; so an output at raw version V proves rows up to V
+    were judged."""
+    qname = quarantine_table(system)
+    marks = [m for m in output_marks if m is not None]
+    if store.exists(qname):
+        marks.append(store.watermark(qname, source))
+    marks = [m for m in marks if m is not None]
+    return max(marks) if marks else None
 
 
 def accept_hint(system: str, source: str, qname: str, run_id: str | None, share: float) -> str:
@@ -117,9 +130,9 @@ def accept_rejected(store: TableStore, settings: Settings, *, source: str) -> in
 def record(store: TableStore, system: str, source: str, raw: str, parsed: DataFrame, *, first: int, version: int,
            new_rows: int, now: dt.datetime, run: RunContext, max_bad_share: float) -> int:
     """Write the bad rows among ``parsed``'s new ones (those tagged with their ``_raw_version``) of the raw table
-    ``raw`` to the quarantine: ONE
-    commit that replaces raw versions ``first..version`` of ``source`` and moves its watermark there (rows are
-    judged once, when they arrive). A rejected batch is recorded IN that commit, then refused.
+    ``raw`` to the quarantine: ONE commit that replaces raw versions ``first..version`` of ``source`` and moves its
+    watermark there (rows are judged once, when they arrive). A rejected batch is recorded IN that commit, then
+    refused. With no bad row there is no commit: the run's outputs carry the watermark (:func:`judged_through`).
 
     Returns:
         The number of bad new rows.
@@ -139,6 +152,9 @@ def record(store: TableStore, system: str, source: str, raw: str, parsed: DataFr
     try:
         bad_rows = bad.count()
         rejected = bool(new_rows) and bad_rows / new_rows > max_bad_share
+        if bad_rows == 0:  # nothing to record: no commit (the outputs' watermarks say these rows were judged)
+            log.info("%s: %d new raw rows, none quarantined", source, new_rows)
+            return 0
         store.replace_where(qname, bad.coalesce(1), Match.of(source=[source], raw_version=range(first, version + 1)),
                             watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
                             records=[Txn(REJECTED + source, version)] if rejected else (),
