@@ -126,10 +126,8 @@ def _artifact_of(stem: str) -> str:
 
 
 def _provided_by_spark() -> set[str]:
-    """Artifact names of the jars pyspark ships (a dependency Spark already has is not loaded twice)."""
-    import pyspark
-
-    return {_artifact_of(jar.stem) for jar in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    """Artifact names of the jars Spark ships (a dependency Spark already has is not loaded twice)."""
+    return {_artifact_of(jar.stem) for jar in _spark_jars()}
 
 
 def _ivy_artifact(jar: Path) -> str:
@@ -188,13 +186,22 @@ def _install_packages(coordinates: str, folder: Path, repository: str | None) ->
 
 
 # ----------------------------------------------------------------------------- object storage (S3A)
-def hadoop_version() -> str:
-    """The Hadoop version pyspark ships (its ``hadoop-client-api`` jar), which hadoop-aws must match."""
+def _spark_jars() -> list[Path]:
+    """Spark's own jars: ``$SPARK_HOME/jars`` (under spark-submit pyspark is imported from a zip), else pyspark's."""
     import pyspark
 
-    for jar in (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"):
-        return jar.stem[len("hadoop-client-api-"):]
-    raise EnvironmentProblem("pyspark ships no hadoop-client-api jar: cannot tell which hadoop-aws matches it")
+    folders = [Path(os.environ["SPARK_HOME"]) / "jars"] if os.environ.get("SPARK_HOME") else []
+    folders.append(Path(pyspark.__file__).parent / "jars")
+    return next((sorted(f.glob("*.jar")) for f in folders if f.is_dir()), [])
+
+
+def hadoop_version() -> str:
+    """The Hadoop version Spark ships (its ``hadoop-client-api`` jar), which hadoop-aws must match."""
+    for jar in _spark_jars():
+        if jar.stem.startswith("hadoop-client-api-"):
+            return jar.stem[len("hadoop-client-api-"):]
+    raise EnvironmentProblem("Spark ships no hadoop-client-api jar: cannot tell which hadoop-aws matches it",
+                             hint="set SPARK_HOME to the Spark (or pyspark) installation")
 
 
 def object_store_coordinates() -> str:
@@ -207,13 +214,13 @@ def object_store_jars_dir() -> Path:
 
 
 def installed_object_store_jars() -> list[Path]:
-    """The installed S3A jars, if they match this pyspark's Hadoop (else [])."""
+    """The installed S3A jars, if they match this Spark's Hadoop (else [])."""
     folder = object_store_jars_dir()
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return []
-    if manifest.get("coordinates") != object_store_coordinates():
+        if manifest.get("coordinates") != object_store_coordinates():
+            return []
+    except (OSError, ValueError, EnvironmentProblem):
         return []
     jars = [folder / name for name in manifest.get("jars", [])]
     return jars if jars and all(j.is_file() for j in jars) else []

@@ -117,9 +117,10 @@ def get_spark(settings: Settings, *, ui: bool | None = None, extra_conf: dict[st
     if cfg.master:  # empty: the master comes from spark-submit / spark-defaults
         conf["spark.master"] = cfg.master
     conf.update({f"spark.hadoop.{k}": v for k, v in spark_hadoop_conf(settings.home).items()})
-    s3a_jars = connector.installed_object_store_jars()
-    if s3a_jars and (cfg.master or "local").startswith("local"):
-        # on the driver's class path (in local mode the executors are the driver): no copy of the SDK bundle
+    s3a_jars = connector.installed_object_store_jars() if (cfg.master or "").startswith("local") else []
+    if s3a_jars:
+        # on the driver's class path (in local mode the executors are the driver): no copy of the SDK bundle.
+        # Not under spark-submit or on a cluster (an empty master): clusters bring their own S3 connector.
         conf["spark.driver.extraClassPath"] = os.pathsep.join(str(j) for j in s3a_jars)
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
