@@ -75,7 +75,8 @@ def test_feature_run_while_a_training_set_build_reads(spark, featured_home, tmp_
     feature_run = finish(proc)
     assert feature_run.returncode == 0, feature_run.explain()
     after = {t: store.version(t) for t in FEATURE_TABLES}
-    assert all(after[t] == before[t] + 1 for t in FEATURE_TABLES), (before, after)
+    assert all(after[t] == before[t] + 1 for t in FEATURE_TABLES if t != "synthetic/quarantine"), (before, after)
+    assert after["synthetic/quarantine"] == before["synthetic/quarantine"]  # no bad row in the new week: no commit
     pinned = {g.group: g.version for g in built.manifest.groups}
     assert set(pinned.values()) <= {1, 2}
     # what was built is exactly what its pinned versions give, whichever versions it saw
