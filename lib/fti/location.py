@@ -230,15 +230,8 @@ class Location:
         if self.local is not None:
             return self.local.read_bytes()
         fs, path = self._fs()
-        try:
-            with fs.open_input_stream(path) as handle:
-                return handle.read()
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
-                raise FileNotFoundError(self.uri) from exc
-            raise
+        with fs.open_input_stream(path) as handle:  # a missing object raises FileNotFoundError, as locally
+            return handle.read()
 
     def read_text(self) -> str:
         return self.read_bytes().decode("utf-8")
