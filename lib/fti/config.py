@@ -115,6 +115,7 @@ class FeaturesConfig(StrictModel):
 
     max_bad_share: float = Field(0.05, ge=0, le=1)
     groups: list[str] | None = None
+    parallel_outputs: int = Field(3, ge=1, le=32)
 
 
 class ViewGroupConfig(StrictModel):

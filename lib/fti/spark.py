@@ -16,7 +16,7 @@ from fti.errors import EnvironmentProblem
 from fti.location import Location, spark_hadoop_conf
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from fti.config import Settings
 
@@ -183,3 +183,16 @@ def delta_jar_available(spark: SparkSession) -> bool:
         return True
     except Exception:
         return False
+
+
+def release(df: DataFrame | None) -> None:
+    """Free the blocks of a DataFrame made by ``localCheckpoint`` (``unpersist`` does not reach them: they
+    would stay until the JVM's garbage collector runs Spark's cleaner)."""
+    if df is None:
+        return
+    try:
+        plan = df._jdf.queryExecution().logical()  # noqa: SLF001 - a LogicalRDD over the checkpointed RDD
+        if plan.getClass().getSimpleName() == "LogicalRDD":
+            plan.rdd().unpersist(False)
+    except Exception:  # noqa: BLE001 - best effort: the cleaner frees them later anyway
+        log.debug("could not release a checkpointed DataFrame", exc_info=True)

@@ -20,15 +20,17 @@ def _statuses(stdout: str, table: str) -> list[str]:
 
 
 def test_two_feature_runs_over_the_same_empty_window(spark, landed_home, featured_home, tmp_path):
-    """A real race: run A reads every raw change and is held just before its first feature commit; run B then
-    runs whole. Released, A must not commit anything B wrote: each table gets exactly one data commit, A says
-    "skipped: another run wrote it", and the tables equal a clean run's."""
+    """A real race: run A (one output at a time) reads every raw change and is held just before its first feature
+    commit; run B (outputs in parallel, the default) then runs whole. Released, A must not commit anything B wrote:
+    each table gets exactly one data commit, A says "skipped: another run wrote it", and the tables equal a clean
+    run's."""
     import time
 
     home = copy_home(landed_home, tmp_path / "h")
     release = tmp_path / "release"
     held = start_fti(home, "features", "--now", NOW,
-                     env=fti_env(FTI_FAULT=f"after_files@synthetic/activity:wait={release}"))
+                     env=fti_env(FTI_FAULT=f"after_files@synthetic/activity:wait={release}",
+                                 FTI__FEATURES__PARALLEL_OUTPUTS="1"))
     deadline = time.time() + 300
     while not Path(f"{release}.reached").exists():
         assert held.poll() is None and time.time() < deadline, finish(held).explain()

@@ -2,9 +2,11 @@
 scoring run. Afterwards every table is at a committed version whose files exist and that Spark and delta-rs
 read alike, and a rerun leaves exactly the rows of a clean run.
 
-The feature pipeline commits the quarantine table first, then each feature group, then the labels; so
-``after_commit@synthetic/quarantine`` is the kill between the quarantine commit and the feature commits and
-``after_commit@synthetic/activity`` the kill between two feature commits.
+The feature pipeline commits the quarantine table first, then its outputs, several at once
+(``features.parallel_outputs``). The named feature faults run with one output at a time, so each kill has one known
+place: ``after_commit@synthetic/quarantine`` is the kill between the quarantine commit and the feature commits and
+``after_commit@synthetic/activity`` the kill between two feature commits. The home killed at a random moment
+runs its outputs in parallel, as a default run does.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def _killed(proc) -> None:
 
 def _run_all(homes: dict, args: list[str], *, random_kill_s: float) -> dict:
     """Run ``fti ARGS`` in every home at once (each a Spark driver of its own): the fault named by the home's key
-    kills it, and the home keyed ``random`` is killed by a timer ``random_kill_s`` after its start."""
-    started = {fault: start_fti(home, *args, env=fti_env(FTI_FAULT=f"{fault}:kill") if fault != "random" else fti_env())
+    kills it (one output at a time: the kill's place is known), and the home keyed ``random`` (default settings:
+    outputs in parallel) is killed by a timer ``random_kill_s`` after its start."""
+    started = {fault: start_fti(home, *args, env=fti_env(FTI_FAULT=f"{fault}:kill", FTI__FEATURES__PARALLEL_OUTPUTS="1")
+                                if fault != "random" else fti_env())
                for fault, home in homes.items()}
     kill_at(started["random"], random_kill_s)
     return {fault: finish(proc) for fault, proc in started.items()}

@@ -23,8 +23,10 @@ import datetime as dt
 import json
 import logging
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from fti.errors import FtiError
 from fti.features import quarantine
@@ -33,6 +35,7 @@ from fti.forget import forgotten, without_forgotten
 from fti.features.spec import SystemSpec
 from fti.features.systems import get_system
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
+from fti.spark import release
 from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days
 
@@ -80,30 +83,41 @@ def labels_table(system: str) -> str:
     return f"{system}/labels"
 
 
-def _column_stats(df: DataFrame, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """count, nulls, min, max, mean and quantiles of each column (one Spark job)."""
+def _observe_stats(df: DataFrame, columns: Sequence[str]) -> tuple[DataFrame, Callable[[], dict[str, dict[str, Any]]]]:
+    """Gather count, nulls, min, max, mean and quantiles of each column IN the pass that writes ``df`` (an
+    :class:`~pyspark.sql.Observation`: no job of its own).
+
+    Returns:
+        ``df`` observed, and a function that gives the statistics once an action on it has run.
+    """
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    aggs = [F.count(F.lit(1)).alias("__rows")]
     numeric = {f.name for f in df.schema.fields
                if f.dataType.typeName() in ("double", "float", "long", "integer", "short", "decimal")}
+    aggs = [F.count(F.lit(1)).alias("__rows")]
     for c in columns:
         aggs += [F.count(F.col(f"`{c}`")).alias(f"{c}__count"), F.min(F.col(f"`{c}`")).alias(f"{c}__min"),
                  F.max(F.col(f"`{c}`")).alias(f"{c}__max")]
         if c in numeric:
             aggs += [F.avg(F.col(f"`{c}`")).alias(f"{c}__mean"),
                      F.percentile_approx(F.col(f"`{c}`").cast("double"), [0.05, 0.5, 0.95], 1000).alias(f"{c}__q")]
-    row = df.agg(*aggs).collect()[0].asDict()
-    total = row["__rows"]
-    out: dict[str, dict[str, Any]] = {}
-    for c in columns:
-        entry = {"count": row[f"{c}__count"], "nulls": total - row[f"{c}__count"],
-                 "min": stat_value(row[f"{c}__min"]), "max": stat_value(row[f"{c}__max"])}
-        if c in numeric:
-            entry["mean"] = row[f"{c}__mean"]
-            entry["quantiles"] = dict(zip(("p05", "p50", "p95"), row[f"{c}__q"] or [None, None, None]))
-        out[c] = entry
-    return out
+    observation = Observation(f"fti-stats-{uuid.uuid4().hex}")  # unique: outputs are written concurrently
+
+    def stats() -> dict[str, dict[str, Any]]:
+        row = observation.get
+        total = row["__rows"]
+        out: dict[str, dict[str, Any]] = {}
+        for c in columns:
+            entry = {"count": row[f"{c}__count"], "nulls": total - row[f"{c}__count"],
+                     "min": stat_value(row[f"{c}__min"]), "max": stat_value(row[f"{c}__max"])}
+            if c in numeric:
+                entry["mean"] = row[f"{c}__mean"]
+                entry["quantiles"] = dict(zip(("p05", "p50", "p95"), row[f"{c}__q"] or [None, None, None]))
+            out[c] = entry
+        return out
+
+    return df.observe(observation, *aggs), stats
 
 
 def stat_value(value: Any) -> Any:
@@ -204,31 +218,26 @@ class ParsedSource:
 
     Attributes:
         good: Its good rows on the days the outputs need (None when no output needs any).
-        cached: The cached parse, to unpersist at the end of the run.
+        parse: The checkpointed parse (every row, ``_reason`` and ``_raw_version`` set), released at the end.
         new_rows: Rows landed since the quarantine's watermark.
         bad_rows: Bad rows among those (quarantined).
+        first: The first raw version whose rows this run judges (None: no new rows).
     """
 
     good: DataFrame | None = None
-    cached: DataFrame | None = None
+    parse: DataFrame | None = None
     new_rows: int = 0
     bad_rows: int = 0
+    first: int | None = None
 
 
-def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
-                       *, judged: int | None, now: dt.datetime, run: RunContext, context: dict[str, Any],
-                       max_bad_share: float) -> ParsedSource:
-    """Read the raw rows a run needs ONCE, parse them, and quarantine the bad ones among the new rows.
+def _parse_source(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
+                  *, judged: int | None, now: dt.datetime, context: dict[str, Any]) -> ParsedSource:
+    """Read the raw rows a run needs ONCE and parse them (no commit: sources are parsed at once).
 
     The rows read are those of the days the outputs need, plus the rows landed after raw version ``judged``
     (see :func:`quarantine.judged_through`) and the other rows of their days (duplicates are judged among all
     rows of a day).
-
-    Returns:
-        The good rows needed (None when nothing is needed), the cached parse and the row counts.
-
-    Raises:
-        TooManyBadRows: Past ``max_bad_share`` (after the quarantine commit).
     """
     from pyspark.sql import functions as F
 
@@ -236,11 +245,8 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
     version = found.version
     src = system.sources[source]
     raw = src.table(system.name)
-    quarantine.ensure_table(store, system.name)
-    mark = judged
-    fresh = found.batches_after(mark)
-    new_rows = found.new_rows(mark)
-    wanted_days = needed | found.touched_days(mark)
+    fresh = found.batches_after(judged)
+    wanted_days = needed | found.touched_days(judged)
     paths = set(found.changes.files) if fresh and found.changes else set()
     if wanted_days:
         by_day = Match.of(land_day=wanted_days)
@@ -251,24 +257,29 @@ def _read_and_validate(store: TableStore, system: SystemSpec, source: str, found
     rows = store.read_files(raw, sorted(paths), version=version)
     tags = spark.createDataFrame(list(fresh.items()) or [("", -1)], "_batch string, _raw_version bigint")
     rows = (rows.join(F.broadcast(tags), "_batch", "left")
-            .withColumn("_raw_row", F.to_json(F.struct(*[F.col(c) for c in src.columns])))
-            .withColumn("_raw_ingested_at", F.col("ingested_at"))
-            .withColumn("_raw_land_day", F.col("land_day")))
-    parsed = system.parsers[source](rows, now=now, **context).cache()
-    bad_rows = 0
-    if fresh:
-        try:
-            bad_rows = quarantine.record(store, system.name, source, raw, parsed, first=(mark if mark is not None else -1) + 1,
-                                         version=version, new_rows=new_rows, now=now, run=run, max_bad_share=max_bad_share)
-        except quarantine.TooManyBadRows:
-            parsed.unpersist()
-            raise
-    if not needed:
-        parsed.unpersist()
-        return ParsedSource(new_rows=new_rows, bad_rows=bad_rows)
+            .withColumns({"_raw_row": F.to_json(F.struct(*[F.col(c) for c in src.columns])),
+                          "_raw_ingested_at": F.col("ingested_at"), "_raw_land_day": F.col("land_day")}))
+    # parsed once and checkpointed: the quarantine and every output read these rows, and plans built on a
+    # checkpoint stay small (a cached parse keeps its whole plan, analyzed again by every output)
+    parsed = system.parsers[source](rows, now=now, **context).localCheckpoint(eager=True)
     # a forgotten entity never comes back through a recompute, a backfill or rows landed before its deletion
-    good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason"), forgotten(store, system.name))
-    return ParsedSource(good, parsed, new_rows, bad_rows)
+    good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason"), forgotten(store, system.name)) \
+        if needed else None
+    return ParsedSource(good, parsed, found.new_rows(judged), 0, (judged if judged is not None else -1) + 1 if fresh else None)
+
+
+def _judge(store: TableStore, system: SystemSpec, source: str, parsed: ParsedSource, *, version: int,
+           now: dt.datetime, run: RunContext, max_bad_share: float) -> None:
+    """Quarantine the bad rows among a source's new rows (one commit when there are any).
+
+    Raises:
+        TooManyBadRows: Past ``max_bad_share`` (after the quarantine commit).
+    """
+    if parsed.first is None or parsed.parse is None:
+        return
+    parsed.bad_rows = quarantine.record(store, system.name, source, system.sources[source].table(system.name),
+                                        parsed.parse, first=parsed.first, version=version, new_rows=parsed.new_rows,
+                                        now=now, run=run, max_bad_share=max_bad_share)
 
 
 def widen(days: Iterable[dt.date], lookback: int, *, forward: bool) -> set[dt.date]:
@@ -390,7 +401,15 @@ def _keep_history(store: TableStore, name: str, keys: Sequence[str], out: DataFr
 
     if not store.exists(name):
         return out
-    existing = store.read(name).where(F.col("day").isin(list(affected)))
+    # only the files whose day statistics overlap the window (read from the log, no Spark job): a run that
+    # only adds new days reads none
+    version = store.version(name)
+    window = Match.of(day=affected)
+    overlapping = [f["path"] for f in store.file_actions(name, version=version, stats_columns=["day"])
+                   if window.may_hold(f)]
+    if not overlapping:
+        return out
+    existing = store.read_files(name, overlapping, version=version).where(F.col("day").isin(list(affected)))
     match = [*keys, "event_time"]
     values = [c for c in out.columns if c != "ingested_at"]
 
@@ -452,20 +471,19 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
     evolving = output.ensure(store)
     name, source = output.table, output.source
     out = output.rows(store, inputs, affected, now=now, run=run, txn_version=None if backfill else raw_version,
-                      evolving=evolving).cache()
-    stat_cols = output.stat_columns
-    stats = _column_stats(out, stat_cols)
-    rows = stats[stat_cols[0]]["count"] + stats[stat_cols[0]]["nulls"]
-    # one file per run, sorted by day: tight statistics, so the next replace rewrites few files
+                      evolving=evolving)
+    # the statistics come from the write's own pass; one file per run, sorted by day: tight statistics, so
+    # the next replace rewrites few files
+    out, stats = _observe_stats(out, output.stat_columns)
     result = store.replace_where(
         name, out.coalesce(1).sortWithinPartitions("day"), Match.of(day=affected),
         txn=None if backfill else Txn(f"features:{name}", raw_version),
         watermarks=None if backfill else {source: raw_version}, inputs={source: raw_version},
         run=run, allow_new_columns=evolving,
-        metadata={"fti.stats": json.dumps(stats, default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
-                  "fti.backfill": backfill},
+        metadata=lambda: {"fti.stats": json.dumps(stats(), default=str), "fti.days": f"{affected[0]}..{affected[-1]}",
+                          "fti.backfill": backfill},
     )
-    out.unpersist()
+    rows = result.rows
     output.after_write(store, evolving)
     # skipped here means a concurrent run committed this window first (its txn reached this raw version)
     status = "written" if not result.skipped else "skipped: another run wrote it"
@@ -538,26 +556,39 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
                                         else _affected_days(store, o.table, o.source, found[o.source], o.lookback))))
              for o in outputs]
 
-    # 2. read and parse each source ONCE; quarantine its new bad rows (always incremental: rows are
-    #    judged once, when they arrive); stop before any feature write past the bad-row share
+    # 2. read and parse each source ONCE (the sources at once); quarantine its new bad rows (always
+    #    incremental: rows are judged once, when they arrive); stop before any feature write past the bad-row share
+    workers = settings.config.features.parallel_outputs
+    max_bad_share = settings.config.features.max_bad_share
+    quarantine.ensure_table(store, system.name)
     parsed: dict[str, ParsedSource] = {}
+
+    def parse(source: str) -> ParsedSource:
+        needed = set().union(*(p.input_days for p in plans if p.output.source == source))
+        return _parse_source(store, system, source, found[source], needed, judged=judged[source], now=now,
+                             context=context)
+
     try:
+        with ThreadPoolExecutor(max(1, min(workers, len(sources))), thread_name_prefix="fti-parse") as pool:
+            for source, result in zip(sources, pool.map(parse, sources)):
+                parsed[source] = result
         for source in sources:
-            needed = set().union(*(p.input_days for p in plans if p.output.source == source))
-            parsed[source] = _read_and_validate(store, system, source, found[source], needed, judged=judged[source],
-                                                now=now, run=run_ctx,
-                                                context=context, max_bad_share=settings.config.features.max_bad_share)
-            quarantine.refuse_rejected(store, system.name, source, marks[source],
-                                       settings.config.features.max_bad_share)
+            _judge(store, system, source, parsed[source], version=versions[source], now=now, run=run_ctx,
+                   max_bad_share=max_bad_share)
+            quarantine.refuse_rejected(store, system.name, source, marks[source], max_bad_share)
             report.new_rows[source], report.bad_rows[source] = parsed[source].new_rows, parsed[source].bad_rows
 
-        # 3. one commit per output
-        for plan in plans:
-            report.outputs.append(_execute(store, plan, parsed[plan.output.source].good, now=now, run=run_ctx,
-                                           backfill=backfill, raw_version=versions[plan.output.source]))
+        # 3. one commit per output. The outputs are independent tables: up to features.parallel_outputs of them
+        #    are computed and committed at once, so one's driver work (planning, the Delta log) overlaps
+        #    another's Spark job
+        def execute(plan: OutputPlan) -> OutputResult:
+            return _execute(store, plan, parsed[plan.output.source].good, now=now, run=run_ctx, backfill=backfill,
+                            raw_version=versions[plan.output.source])
+
+        with ThreadPoolExecutor(max(1, min(workers, len(plans))), thread_name_prefix="fti-output") as pool:
+            report.outputs = list(pool.map(execute, plans))
     finally:
         for p in parsed.values():
-            if p.cached is not None:
-                p.cached.unpersist()
+            release(p.parse)
     report.seconds = time.perf_counter() - started
     return report

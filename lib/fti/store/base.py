@@ -22,7 +22,7 @@ from fti.location import Location
 from fti.store.delta_log import DeltaLog
 from fti.store.locks import commit_lock, run_lock
 from fti.store.predicate import Match
-from fti.store.records import KINDS, CommitResult, Pin, RunContext, Txn, WriteMode
+from fti.store.records import KINDS, CommitResult, Metadata, Pin, RunContext, Txn, WriteMode
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -162,7 +162,7 @@ class TableStore(DeltaLog, ABC):
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
               inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
-              allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
+              allow_new_columns: bool = False, metadata: Metadata | None = None) -> CommitResult:
         """Write a DataFrame in ONE commit.
 
         Args:
@@ -181,7 +181,8 @@ class TableStore(DeltaLog, ABC):
             records: More application transactions to record in the same commit (e.g. a rejected batch).
             run: Run id and pipeline name for the commit metadata.
             allow_new_columns: Schema evolution: add df columns the table lacks (old rows read as null).
-            metadata: More commit metadata.
+            metadata: More commit metadata, or a function that gives it once the data files are written
+                (statistics observed in the write's pass).
 
         Returns:
             What was committed.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import unquote
 
@@ -30,7 +31,7 @@ from fti.location import Location, relative_posix
 from fti.store.base import TableStore
 from fti.store.faults import fault_point
 from fti.store.predicate import Match
-from fti.store.records import WATERMARK_PREFIX, CommitResult, RunContext, Txn, WriteMode
+from fti.store.records import WATERMARK_PREFIX, CommitResult, Metadata, RunContext, Txn, WriteMode, resolve_metadata
 from fti.store.schema import check_schema, spark_to_delta
 from fti.store.stats import parquet_file_stats
 
@@ -106,7 +107,7 @@ class DeltaRsStore(TableStore):
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
               inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
-              allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
+              allow_new_columns: bool = False, metadata: Metadata | None = None) -> CommitResult:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
@@ -129,7 +130,7 @@ class DeltaRsStore(TableStore):
         replaced = self._replaced_files(name, read_version, mode, where)
         outside = None
         if where is not None:
-            outside = Observation(f"outside-{run.run_id}")
+            outside = Observation(f"outside-{run.run_id}-{uuid.uuid4().hex}")  # unique: writes run concurrently
             df = df.observe(outside, F.sum(F.when(~where.column(), 1).otherwise(0)).alias("rows"))
             kept = self._kept_rows(name, replaced, where, part_cols, read_version, columns)
             if kept is not None:
@@ -213,7 +214,7 @@ class DeltaRsStore(TableStore):
     def _commit(self, name: str, adds: list, replaced: Sequence[Mapping[str, Any]], read_version: int, mode: str,
                 where: Match | None, txn: Txn | None, watermarks: Mapping[str, int] | None,
                 inputs: Mapping[str, int], records: Sequence[Txn], run: RunContext,
-                metadata: Mapping[str, Any] | None, table_schema: StructType, df_schema: StructType,
+                metadata: Metadata | None, table_schema: StructType, df_schema: StructType,
                 new_cols: Sequence[str]) -> int | None:
         """ONE commit (under the commit lock). Returns its version, or None when ``txn`` landed meanwhile."""
         from deltalake.transaction import CommitProperties, RemoveAction, Transaction
@@ -250,7 +251,7 @@ class DeltaRsStore(TableStore):
             partition_by=self.partition_by(name) or None,
             commit_properties=CommitProperties(
                 custom_metadata=self.commit_metadata(run, mode, {**({"fti.predicate": where.sql()} if where else {}),
-                                                                 **(metadata or {})}),
+                                                                 **resolve_metadata(metadata)}),
                 app_transactions=apps or None,
             ),
         )

@@ -27,7 +27,7 @@ from fti.location import Location
 from fti.store.base import PROTOCOL_PROPERTIES, TableStore
 from fti.store.faults import fault_point
 from fti.store.predicate import Match
-from fti.store.records import WATERMARK_PREFIX, CommitResult, RunContext, Txn, WriteMode
+from fti.store.records import WATERMARK_PREFIX, CommitResult, Metadata, RunContext, Txn, WriteMode, resolve_metadata
 from fti.store.schema import check_schema, spark_to_delta
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class NativeStore(TableStore):
     def write(self, name: str, df: DataFrame, *, mode: WriteMode = "append", where: Match | None = None,
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
               inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
-              allow_new_columns: bool = False, metadata: Mapping[str, Any] | None = None) -> CommitResult:
+              allow_new_columns: bool = False, metadata: Metadata | None = None) -> CommitResult:
         self._check_write_args(name, mode, where)
         run = run or RunContext()
         table_schema = self.schema(name)
@@ -184,7 +184,7 @@ class NativeStore(TableStore):
                     (r.app_id, r.version) for r in records]:
                 jtxn.updateSetTransaction(app_id, int(version), scala.some(now))
             user_metadata = json.dumps(self.commit_metadata(
-                run, mode, {**({"fti.predicate": where.sql()} if where else {}), **(metadata or {})}))
+                run, mode, {**({"fti.predicate": where.sql()} if where else {}), **resolve_metadata(metadata)}))
             operation = getattr(scala.delta, "DeltaOperations$Write")(
                 scala.save_mode(mode), scala.some(scala.seq(self.partition_by(name))),
                 scala.opt(where.sql() if where else None), scala.some(user_metadata),

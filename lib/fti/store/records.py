@@ -5,12 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Union
 
 KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring", "deletions",
          "feature_history")
 WATERMARK_PREFIX = "fti.watermark:"
 WriteMode = Literal["append", "overwrite", "replace"]
+# commit metadata, or a function that gives it once the data files are written (statistics the write observed)
+Metadata = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]]]
+
+
+def resolve_metadata(metadata: Metadata | None) -> Mapping[str, Any]:
+    """The commit metadata of a write, asked for after its files are written and before its commit."""
+    if metadata is None:
+        return {}
+    return metadata() if callable(metadata) else metadata
 
 
 def new_run_id(prefix: str = "run") -> str:

@@ -45,10 +45,10 @@ def _parse_number_checks(df: DataFrame, ints: tuple[str, ...], floats: tuple[str
     from pyspark.sql import functions as F
 
     checks = []
+    # one projection for all columns (a withColumn per column re-analyzes the whole plan each time)
+    df = df.withColumns({f"_{col}": F.expr(f"try_cast(trim(`{col}`) as double)") for col in ints + floats})
     for col in ints + floats:
         kind = "int" if col in ints else "double"
-        parsed = F.expr(f"try_cast(trim(`{col}`) as double)")
-        df = df.withColumn(f"_{col}", parsed)
         value = F.col(f"_{col}")
         finite = ~F.isnan(value) & (F.abs(value) != float("inf"))
         checks.append((F.col(col).isNotNull() & value.isNull(),
@@ -61,9 +61,8 @@ def _parse_number_checks(df: DataFrame, ints: tuple[str, ...], floats: tuple[str
             checks.append(((value < lo) | (value > hi),
                            F.concat(F.lit(f"{col} out of range [{lo}, {hi}]: "), F.col(col))))
     # Later arithmetic (ANSI mode) must never see NaN, infinities or values too large for an int.
-    for col in ints + floats:
-        value = F.col(f"_{col}")
-        df = df.withColumn(f"_{col}", F.when(~F.isnan(value) & (F.abs(value) <= 1e9), value))
+    df = df.withColumns({f"_{col}": F.when(~F.isnan(F.col(f"_{col}")) & (F.abs(F.col(f"_{col}")) <= 1e9), F.col(f"_{col}"))
+                         for col in ints + floats})
     return df, checks
 
 
@@ -111,8 +110,6 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
         ``actual_arr_utc``, typed values, ``cancelled`` and ``_reason``.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
-
     from fti.features.flights.sources import FLIGHTS
 
     df, checks = _parse_number_checks(raw, INT_COLS, FLOAT_COLS, RANGES)
@@ -131,9 +128,12 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
     df = df.withColumn("flight_id", F.when(F.col("_reason").isNull(), flight_id))
     df = df.withColumn("_reason", F.coalesce(F.col("_reason"), _dedupe_reason(df, ["flight_id"], FLIGHTS.columns)))
 
-    zones = F.create_map(*[x for k, v in sorted(airport_zones.items()) for x in (F.lit(k), F.lit(v))]) \
-        if airport_zones else F.create_map().cast("map<string,string>")
-    dest_tz = zones[F.col("dest")].cast(StringType())
+    # the zones as a broadcast lookup table: ~1,500 airports as map literals would make every plan built on
+    # these rows slow to analyze
+    zones = raw.sparkSession.createDataFrame(sorted(airport_zones.items()) or [("", None)],
+                                             "_zone_faa string, _dest_tz string")
+    df = df.join(F.broadcast(zones), df["dest"] == zones["_zone_faa"], "left").drop("_zone_faa")
+    dest_tz = F.col("_dest_tz")
     actual_dep = F.expr("timestampadd(MINUTE, try_cast(_dep_delay as int), sched_dep_utc)")
     df = df.withColumn("actual_dep_utc", F.when(F.col("_dep_delay").isNotNull(), actual_dep))
     dep_at_dest = F.from_utc_timestamp(F.col("actual_dep_utc"), dest_tz)

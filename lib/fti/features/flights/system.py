@@ -17,10 +17,11 @@ def build() -> SystemSpec:
     def context(store: TableStore, system: str) -> dict[str, Any]:
         zones = dict(EXTRA_AIRPORT_ZONES)
         name = AIRPORTS.table(system)
-        if store.exists(name):
-            for row in store.read(name).select("faa", "tzone").collect():
-                if row.faa and row.tzone and row.tzone != "\\N":
-                    zones[row.faa] = row.tzone
+        if store.exists(name):  # a small table: read from its files without Spark
+            table = store.arrow_dataset(name).to_table(columns=["faa", "tzone"])
+            for faa, tzone in zip(table.column("faa").to_pylist(), table.column("tzone").to_pylist()):
+                if faa and tzone and tzone != "\\N":
+                    zones[faa] = tzone
         return {"airport_zones": zones}
 
     return SystemSpec(
