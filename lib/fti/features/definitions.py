@@ -50,6 +50,11 @@ class FeatureGroup:
         lookback_days: How many days of input one output day needs (1 = the day itself).
         transform: ``(inputs: dict[source, DataFrame], context) -> DataFrame`` with no I/O.
         version: Definition version (a breaking change is a new group name, this counts additive ones).
+        daily: For a trailing-window group: ``(inputs) -> DataFrame`` of per (keys, day) partial aggregates
+            (sums, counts, maxima), kept in the group's state table so that a run combines stored days with the
+            days it recomputes instead of re-reading the look-back's raw rows. With ``combine``;
+            ``transform(inputs)`` must equal ``combine(daily(inputs))``.
+        combine: ``(daily rows) -> DataFrame``: the group's rows from partial aggregates over the look-back.
     """
 
     name: str
@@ -63,6 +68,13 @@ class FeatureGroup:
     owner: str = "fti"
     version: int = 1
     event_time: str = "event_time"
+    daily: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
+    combine: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether runs combine stored per-day partial aggregates (a look-back longer than the day itself)."""
+        return self.daily is not None and self.combine is not None and self.lookback_days > 1
 
     @property
     def feature_names(self) -> list[str]:

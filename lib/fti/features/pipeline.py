@@ -60,6 +60,8 @@ class OutputResult:
     last_day: dt.date | None = None
     seconds: float = 0.0
     dropped: int = 0
+    input_days: int = 0  # days of raw rows the run read for it
+    from_state: bool = False  # stored per-day partials served the rest of its look-back
 
 
 @dataclass
@@ -290,14 +292,16 @@ def widen(days: Iterable[dt.date], lookback: int, *, forward: bool) -> set[dt.da
     return {d + i * step for d in days for i in range(lookback)}
 
 
-def _affected_days(store: TableStore, table: str, source: str, found: SourceChanges,
-                   lookback: int) -> set[dt.date]:
-    """The days whose rows of ``table`` change: each day with rows landed after the table's watermark, widened
-    forward by the look-back."""
-    mark = store.watermark(table, source) if store.exists(table) else None
+def _plan(store: TableStore, output: Output, found: SourceChanges) -> OutputPlan:
+    """An incremental run's plan for one output: the days whose rows change (each day with rows landed after the
+    output's watermark, widened forward by the look-back), and whether stored partials serve the rest."""
+    mark = store.watermark(output.table, output.source) if store.exists(output.table) else None
     if mark is not None and mark >= found.version:
-        return set()
-    return widen(found.touched_days(mark), lookback, forward=True)
+        return OutputPlan(output, ())
+    touched = found.touched_days(mark)
+    affected = widen(touched, output.lookback, forward=True)
+    from_state = isinstance(output, GroupOutput) and bool(affected) and output.state_usable(store, mark, affected)
+    return OutputPlan(output, tuple(sorted(affected)), tuple(sorted(touched)), from_state)
 
 
 class Output:
@@ -312,9 +316,9 @@ class Output:
         """Create the table if needed; True when this run adds columns to it (an additive definition change)."""
         raise NotImplementedError
 
-    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
-             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
-        """The rows of ``days``, computed from ``inputs`` (the source's good rows over the look-back)."""
+    def rows(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, now: dt.datetime,
+             run: RunContext, raw_version: int, backfill: bool, evolving: bool) -> DataFrame:
+        """The rows of the plan's days, computed from ``inputs`` (the source's good rows of its input days)."""
         raise NotImplementedError
 
     def after_write(self, store: TableStore, evolving: bool) -> None:
@@ -332,16 +336,72 @@ class GroupOutput(Output):
     def ensure(self, store: TableStore) -> bool:
         return _ensure_group_table(store, self.system, self.group)[1]
 
-    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
-             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+    def state_usable(self, store: TableStore, mark: int | None, days: Iterable[dt.date]) -> bool:
+        """Whether a run rewriting ``days`` may take the partials of the days it does not recompute from the
+        state table: the group keeps state, its state covers at least the group's watermark, was written by
+        this definition, and holds complete partials back to the first day the windows read."""
+        if not self.group.keeps_state or mark is None:
+            return False
+        name = state_table(self.table)
+        if not store.exists(name):
+            return False
+        covered = store.watermark(name, self.source)
+        props = store.properties(name)
+        first = props.get("fti.state.complete_from")
+        needed = widen(days, self.lookback, forward=False)
+        return (covered is not None and covered >= mark and props.get("fti.definition") == self.group.to_json()
+                and first is not None and bool(needed) and min(needed) >= dt.date.fromisoformat(first))
+
+    def rows(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, now: dt.datetime,
+             run: RunContext, raw_version: int, backfill: bool, evolving: bool) -> DataFrame:
         from pyspark.sql import functions as F
 
-        group = self.group
-        out = group.transform({self.source: inputs}, now=now)
-        out = _finish(out.where(F.col("day").isin(list(days))), keys=group.keys,
+        group, days = self.group, list(plan.days)
+        if group.keeps_state and plan.from_state:
+            out = self._from_partials(store, inputs, plan, run=run, raw_version=raw_version, backfill=backfill)
+        else:  # the look-back's raw rows (and the state rebuilt for their days)
+            out = group.transform({self.source: inputs}, now=now)
+            if group.keeps_state:
+                self._from_partials(store, inputs, plan, run=run, raw_version=raw_version, backfill=backfill)
+        out = _finish(out.where(F.col("day").isin(days)), keys=group.keys,
                       schema=group.schema(dict(self.system.key_types)), now=now)
-        return _keep_history(store, self.table, group.keys, out, days, now=now, run=run, txn_version=txn_version,
-                             evolving=evolving)
+        return _keep_history(store, self.table, group.keys, out, days, now=now, run=run,
+                             txn_version=None if backfill else raw_version, evolving=evolving)
+
+    def _from_partials(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, run: RunContext,
+                       raw_version: int, backfill: bool) -> DataFrame:
+        """The group's rows from per-day partial aggregates: those of the days this run recomputes (from raw,
+        written to the state table in ONE commit before the group's, with the same watermark), plus the stored
+        ones of the other days the windows read. Without ``plan.from_state`` the run recomputes every input day:
+        it rebuilds the state for those days (a first run, a backfill, a state behind the group)."""
+        from pyspark.sql import functions as F
+
+        group, name = self.group, state_table(self.table)
+        recompute = sorted(plan.recompute if plan.from_state else plan.input_days)
+        fresh = group.daily({self.source: inputs.where(F.col("day").isin(recompute))}).localCheckpoint(eager=True)
+        partials = fresh
+        if plan.from_state:
+            stored_days = sorted(widen(plan.days, self.lookback, forward=False) - set(recompute))
+            window = Match.of(day=stored_days)
+            version = store.version(name)
+            files = [f["path"] for f in store.file_actions(name, version=version, stats_columns=["day"])
+                     if window.may_hold(f)]
+            if stored_days and files:
+                stored = store.read_files(name, files, version=version).where(F.col("day").isin(stored_days))
+                partials = fresh.unionByName(stored.select(*fresh.columns))
+        if not store.exists(name):
+            store.create_table(name, fresh.schema, kind="feature_state",
+                               description=f"Per-day partial aggregates of {self.table} (runs combine them over the "
+                                           "look-back instead of re-reading raw rows)",
+                               properties={"fti.definition": group.to_json(),
+                                           "fti.state.complete_from": recompute[0].isoformat()})
+        if store.properties(name).get("fti.definition") == group.to_json():
+            store.replace_where(name, fresh.coalesce(1).sortWithinPartitions("day"), Match.of(day=recompute),
+                                txn=None if backfill else Txn(f"state:{self.table}", raw_version),
+                                watermarks=None if backfill else {self.source: raw_version},
+                                inputs={self.source: raw_version}, run=run,
+                                metadata={"fti.days": f"{recompute[0]}..{recompute[-1]}", "fti.backfill": backfill})
+        return group.combine(partials)
 
     def after_write(self, store: TableStore, evolving: bool) -> None:
         if evolving:
@@ -360,25 +420,42 @@ class LabelsOutput(Output):
         _ensure_labels_table(store, self.system)
         return False
 
-    def rows(self, store: TableStore, inputs: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
-             run: RunContext, txn_version: int | None, evolving: bool) -> DataFrame:
+    def rows(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, now: dt.datetime,
+             run: RunContext, raw_version: int, backfill: bool, evolving: bool) -> DataFrame:
         from pyspark.sql import functions as F
 
-        out = self.system.labels.transform(inputs, config=self.settings.config).where(F.col("day").isin(list(days)))
+        out = self.system.labels.transform(inputs, config=self.settings.config).where(F.col("day").isin(list(plan.days)))
         return out.withColumn("ingested_at", F.lit(now).cast("timestamp")).select(*store.schema(self.table).fieldNames())
 
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """What a run does to one output: the days it rewrites (sorted; none: up to date)."""
+    """What a run does to one output: the days it rewrites (sorted; none: up to date).
+
+    Attributes:
+        recompute: The days with rows landed since the output's watermark.
+        from_state: The output combines stored per-day partials (its state table) with those of ``recompute``,
+            so it reads only those days' raw rows.
+    """
 
     output: Output
     days: tuple[dt.date, ...]
+    recompute: tuple[dt.date, ...] = ()
+    from_state: bool = False
 
     @property
     def input_days(self) -> set[dt.date]:
         """The days of source rows the rewritten days read."""
+        if self.from_state:
+            return set(self.recompute)
         return widen(self.days, self.output.lookback, forward=False)
+
+
+def state_table(table: str) -> str:
+    """Where a trailing-window group keeps its per-day partial aggregates: ``flights/carrier_delay`` ->
+    ``flights/state/carrier_delay``."""
+    system, _, group = table.partition("/")
+    return f"{system}/state/{group}"
 
 
 def history_table(table: str) -> str:
@@ -470,7 +547,7 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
     inputs = good.where((F.col("day") >= F.lit(min(needed))) & (F.col("day") <= F.lit(max(needed))))
     evolving = output.ensure(store)
     name, source = output.table, output.source
-    out = output.rows(store, inputs, affected, now=now, run=run, txn_version=None if backfill else raw_version,
+    out = output.rows(store, inputs, plan, now=now, run=run, raw_version=raw_version, backfill=backfill,
                       evolving=evolving)
     # the statistics come from the write's own pass; one file per run, sorted by day: tight statistics, so
     # the next replace rewrites few files
@@ -490,7 +567,8 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
     seconds = time.perf_counter() - t0
     log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
              affected[0], affected[-1], seconds)
-    return OutputResult(name, status, result.version, rows, len(affected), affected[0], affected[-1], seconds)
+    return OutputResult(name, status, result.version, rows, len(affected), affected[0], affected[-1], seconds,
+                        input_days=len(needed), from_state=plan.from_state)
 
 
 def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
@@ -552,9 +630,8 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         readers = [] if backfill else list(marks[source].values())
         judged[source] = quarantine.judged_through(store, system.name, source, marks[source].values())
         found[source] = _source_changes(store, raw, versions[source], readers + [judged[source]])
-    plans = [OutputPlan(o, tuple(sorted(set(days(start, end)) if backfill  # type: ignore[arg-type]
-                                        else _affected_days(store, o.table, o.source, found[o.source], o.lookback))))
-             for o in outputs]
+    plans = [OutputPlan(o, tuple(sorted(days(start, end)))) if backfill  # type: ignore[arg-type]
+             else _plan(store, o, found[o.source]) for o in outputs]
 
     # 2. read and parse each source ONCE (the sources at once); quarantine its new bad rows (always
     #    incremental: rows are judged once, when they arrive); stop before any feature write past the bad-row share

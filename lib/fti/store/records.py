@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Union
 
 KINDS = ("raw", "feature_group", "labels", "training_set", "predictions", "quarantine", "monitoring", "deletions",
-         "feature_history")
+         "feature_history", "feature_state")
 WATERMARK_PREFIX = "fti.watermark:"
 WriteMode = Literal["append", "overwrite", "replace"]
 # commit metadata, or a function that gives it once the data files are written (statistics the write observed)

@@ -41,21 +41,32 @@ def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
                      *[c for c in raw.columns if c.startswith("_raw_")])
 
 
-def activity(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
-    """Trailing 7-day activity per entity and day, known at the day's last event."""
-    from pyspark.sql import Window
+def activity_partials(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
+    """Per entity and day: activity events, their summed amount and the day's last event time."""
     from pyspark.sql import functions as F
 
     ev = inputs["raw_events"].where(F.col("kind") == "activity")
     # amounts are summed as decimals: a double sum depends on the order Spark adds the rows in, and a rerun
     # must give the same bits as the first run
-    daily = ev.groupBy("entity_id", "day").agg(F.count(F.lit(1)).alias("_n"),
-                                               F.sum(F.col("amount").cast("decimal(20,6)")).alias("_amt"),
-                                                F.max("event_time").alias("_known"))
+    return ev.groupBy("entity_id", "day").agg(F.count(F.lit(1)).alias("_n"),
+                                              F.sum(F.col("amount").cast("decimal(20,6)")).alias("_amt"),
+                                              F.max("event_time").alias("_known"))
+
+
+def activity_windows(daily: DataFrame, **_: object) -> DataFrame:
+    """Trailing 7-day activity from :func:`activity_partials` rows."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     daily = daily.withColumn("_d", F.datediff("day", F.lit("1970-01-01").cast("date")))
     w = Window.partitionBy("entity_id").orderBy("_d").rangeBetween(-6, 0)
     return daily.select("entity_id", "day", F.max("_known").over(w).alias("event_time"),
                         F.sum("_n").over(w).alias("events_7d"), (F.sum("_amt").over(w).cast("double") / F.sum("_n").over(w)).alias("mean_amount_7d"))
+
+
+def activity(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
+    """Trailing 7-day activity per entity and day, known at the day's last event."""
+    return activity_windows(activity_partials(inputs))
 
 
 def canary(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
@@ -81,6 +92,7 @@ def labels(events: DataFrame, *, config: SystemConfig) -> DataFrame:
 
 GROUPS = (
     FeatureGroup(name="activity", keys=("entity_id",), sources=("raw_events",), transform=activity, lookback_days=7,
+                 daily=activity_partials, combine=activity_windows,
                  ttl_seconds=7 * 86400, description="Trailing 7-day activity of each entity",
                  features=(Feature("events_7d", "bigint", "activity events in the last 7 days", 0, None),
                            Feature("mean_amount_7d", "double", "mean activity amount over 7 days", 0, None))),
