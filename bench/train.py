@@ -101,7 +101,7 @@ def main() -> int:
             in_process = runs_in_process(settings, args.rows)
             with nullcontext() if in_process else ray_session(settings):
                 t1 = time.perf_counter()
-                tables = read_windows(files, windows, names + ["label"], "t", table="bench")
+                tables = read_windows(files, windows, names + ["label"], "t", table="bench", order_by=[])
                 t2 = time.perf_counter()
                 workers = plan_workers(settings, tables["train"].num_rows, in_process=in_process)
                 plans.append(workers.describe())

@@ -191,7 +191,8 @@ def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained
     out = prepared.output
     with pytest.raises(FtiError, match=f"the test window 2014-01-01..2014-02-01 has no rows in {first.training_set}"):
         read_windows(store.file_uris(out.table, version=out.version), {**prepared.windows, "test": later},
-                     prepared.features + [prepared.label], prepared.time_col, table=out.table)
+                     prepared.features + [prepared.label], prepared.time_col, table=out.table,
+                     order_by=list(prepared.training_set.manifest.spine.keys))
 
 
 def test_lineage_columns_match_registry_and_delta(trained, scored):
@@ -291,8 +292,8 @@ def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
     files = store.file_uris(out.table, version=out.version)
     cols = prepared.features + [prepared.label]
     assert len(files) > 1
-    assert read_windows(files[::-1], prepared.windows, cols, prepared.time_col, table=out.table)["train"].equals(
-        prepared.tables["train"])
+    assert read_windows(files[::-1], prepared.windows, cols, prepared.time_col, table=out.table,
+                        order_by=list(prepared.training_set.manifest.spine.keys))["train"].equals(prepared.tables["train"])
 
 
 def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_done(trained, scored, settings):

@@ -97,9 +97,11 @@ def _window(settings: Settings, name: str) -> tuple[dt.datetime, dt.datetime]:
 
 
 def read_windows(files: list[str], windows: dict[str, tuple[dt.datetime, dt.datetime]], columns: list[str],
-                 time_col: str, *, table: str) -> dict[str, pa.Table]:
+                 time_col: str, *, table: str, order_by: list[str]) -> dict[str, pa.Table]:
     """The training set's rows of each window (start inclusive, end exclusive), read in one pass over the
-    pinned version's parquet ``files`` (only ``columns``, only the rows inside the windows).
+    pinned version's parquet ``files`` (only ``columns``, only the rows inside the windows), sorted by
+    ``time_col`` and ``order_by`` (the spine's keys): the same rows give the same model whatever order a build
+    wrote them in (XGBoost's subsampling and sketches depend on row order).
 
     Raises:
         FtiError: A window has no rows (named, with the table).
@@ -110,10 +112,10 @@ def read_windows(files: list[str], windows: dict[str, tuple[dt.datetime, dt.date
 
     utc = pa.timestamp("us", tz="UTC")
     lo, hi = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
-    # in file-name order: the log's file order is not stable, and row order changes a subsampled model
     dataset = parquet_dataset(sorted(files))
-    rows = dataset.to_table(columns=list(dict.fromkeys(columns + [time_col])),
+    rows = dataset.to_table(columns=list(dict.fromkeys(columns + [time_col, *order_by])),
                             filter=(pds.field(time_col) >= pa.scalar(lo, utc)) & (pds.field(time_col) < pa.scalar(hi, utc)))
+    rows = rows.sort_by([(c, "ascending") for c in dict.fromkeys([time_col, *order_by])])
     tables = {}
     for name, (start, end) in windows.items():
         times = rows.column(time_col)
@@ -207,7 +209,7 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     windows = {name: _window(settings, name) for name in ("train", "validation", "test")}
     out = ts.manifest.output
     tables = read_windows(store.file_uris(out.table, version=out.version), windows, features + [label], time_col,
-                          table=f"{out.table} (version {out.version})")
+                          table=f"{out.table} (version {out.version})", order_by=list(ts.manifest.spine.keys))
     prepared = PreparedSet(training_set=ts, reused=reused, view=view_name, features=features, label=label,
                            time_col=time_col, windows=windows, tables=tables, seconds=time.perf_counter() - started)
     log.info("training set %s (%s): %d rows, %d features, windows %s, in %.1f s", prepared.output.table,
