@@ -186,6 +186,7 @@ def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained
     assert meta.training_set == first.training_set and meta.pins[first.training_set] >= 1
     prepared = prepare(store, settings, run_id="unused")
     assert prepared.reused and prepared.output.table == first.training_set
+    assert prepared.features == first.features  # the same order as the build's: the same model
     later = (dt.datetime(2014, 1, 1, tzinfo=UTC), dt.datetime(2014, 2, 1, tzinfo=UTC))
     assert {n: t.num_rows for n, t in prepared.tables.items()} == first.rows  # the windows trained and evaluated
     out = prepared.output

@@ -204,7 +204,11 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     if ts is None:
         ts = fs.materialize(fs.get_training_set(None, view_name, start=first, end=last), run_id=run_id)
     excluded = set(exclude_features if exclude_features is not None else cfg.exclude_features)
-    features = [c for c in ts.feature_columns if c not in excluded]
+    # in the view's order, built or reused: a manifest read back lists a group's columns in JSON key order, and
+    # XGBoost's column sampling gives another model for the same columns in another order
+    in_set = set(ts.feature_columns)
+    declared = [c for c in fs.feature_view(view_name).feature_columns if c in in_set]
+    features = [c for c in declared + [c for c in ts.feature_columns if c not in declared] if c not in excluded]
     label, time_col = ts.manifest.spine.label, ts.manifest.spine.event_time
     windows = {name: _window(settings, name) for name in ("train", "validation", "test")}
     out = ts.manifest.output
