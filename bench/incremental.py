@@ -80,7 +80,7 @@ def main() -> int:
                                "spark_start_s": spark_start,
                                "sizes": {"entities": args.entities, "events_per_day": args.events_per_day,
                                          "history_days": 59}},
-               goal="ratio <= 1.3", met=ratio <= 1.3)
+               goal="ratio <= 1.2", met=ratio <= 1.2)
     return 0
 
 
