@@ -6,13 +6,15 @@ A run is a plan, then an executor:
    :class:`OutputPlan`: the days whose rows change, from the raw rows landed since ITS watermark (found by their
    landing batch in the Delta log, whatever their event times), widened forward by its look-back
    (:func:`widen`, the one look-back arithmetic); an output whose watermark is the current raw version is
-   "up to date";
-2. **parse**: each source's raw rows are read and parsed ONCE (:class:`ParsedSource`): the days the plans need
-   (widened backward) plus the rows landed since the quarantine's watermark, whose bad rows go to the
-   quarantine (:mod:`fti.features.quarantine`, which commits and stops the run before any feature write past
-   ``features.max_bad_share``);
+   "up to date". A trailing-window group whose state table (per-day partial aggregates) is usable reads only
+   the days with new rows (``OutputPlan.from_state``);
+2. **parse**: each source's raw rows are read and parsed ONCE into a checkpoint (:class:`ParsedSource`, the
+   sources at once): the days the plans need plus the rows landed since the quarantine's watermark, whose bad
+   rows go to the quarantine (:mod:`fti.features.quarantine`, which commits and stops the run before any feature
+   write past ``features.max_bad_share``);
 3. **execute**: each output's rows of its planned days replace those days in ONE commit that also records
-   the new watermark and a transaction id (retries are skipped) (:func:`_execute`).
+   the new watermark, a transaction id (retries are skipped) and the statistics observed in the same pass
+   (:func:`_execute`); ``features.parallel_outputs`` outputs at once.
 
 ``--start/--end`` backfills: the same code over explicit days, watermarks untouched.
 """
