@@ -286,6 +286,22 @@ def _judge(store: TableStore, system: SystemSpec, source: str, parsed: ParsedSou
                                         now=now, run=run, max_bad_share=max_bad_share)
 
 
+def _read_days(store: TableStore, table: str, days: Iterable[dt.date]) -> DataFrame | None:
+    """The rows of ``days`` of a table, read from only the files whose ``day`` statistics may hold them (found in
+    the log, no Spark job); None when no file may."""
+    from pyspark.sql import functions as F
+
+    days = sorted(days)
+    if not days:
+        return None
+    version = store.version(table)
+    window = Match.of(day=days)
+    files = [f["path"] for f in store.file_actions(table, version=version, stats_columns=["day"]) if window.may_hold(f)]
+    if not files:
+        return None
+    return store.read_files(table, files, version=version).where(F.col("day").isin(days))
+
+
 def widen(days: Iterable[dt.date], lookback: int, *, forward: bool) -> set[dt.date]:
     """The ONE look-back arithmetic. A trailing window of ``lookback`` days ends on a day and covers it and the
     ``lookback - 1`` days before. Forward: the days whose window covers any of ``days`` (the rows that change when
@@ -302,7 +318,7 @@ def _plan(store: TableStore, output: Output, found: SourceChanges) -> OutputPlan
         return OutputPlan(output, ())
     touched = found.touched_days(mark)
     affected = widen(touched, output.lookback, forward=True)
-    from_state = isinstance(output, GroupOutput) and bool(affected) and output.state_usable(store, mark, affected)
+    from_state = bool(affected) and output.state_usable(store, mark, affected)
     return OutputPlan(output, tuple(sorted(affected)), tuple(sorted(touched)), from_state)
 
 
@@ -317,6 +333,10 @@ class Output:
     def ensure(self, store: TableStore) -> bool:
         """Create the table if needed; True when this run adds columns to it (an additive definition change)."""
         raise NotImplementedError
+
+    def state_usable(self, store: TableStore, mark: int | None, days: Iterable[dt.date]) -> bool:
+        """Whether stored per-day partials may serve the look-back of ``days`` (only trailing-window groups)."""
+        return False
 
     def rows(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, now: dt.datetime,
              run: RunContext, raw_version: int, backfill: bool, evolving: bool) -> DataFrame:
@@ -359,38 +379,28 @@ class GroupOutput(Output):
         from pyspark.sql import functions as F
 
         group, days = self.group, list(plan.days)
-        if group.keeps_state and plan.from_state:
-            out = self._from_partials(store, inputs, plan, run=run, raw_version=raw_version, backfill=backfill)
-        else:  # the look-back's raw rows (and the state rebuilt for their days)
+        if group.keeps_state:
+            recompute = sorted(plan.recompute if plan.from_state else plan.input_days)
+            fresh = self._write_state(store, inputs, recompute, run=run, raw_version=raw_version, backfill=backfill)
+        if plan.from_state:  # the recomputed days' partials and the stored ones of the rest of the look-back
+            stored = _read_days(store, state_table(self.table), widen(days, self.lookback, forward=False) - set(recompute))
+            out = group.combine(fresh if stored is None else fresh.unionByName(stored.select(*fresh.columns)))
+        else:  # the look-back's raw rows
             out = group.transform({self.source: inputs}, now=now)
-            if group.keeps_state:
-                self._from_partials(store, inputs, plan, run=run, raw_version=raw_version, backfill=backfill)
         out = _finish(out.where(F.col("day").isin(days)), keys=group.keys,
                       schema=group.schema(dict(self.system.key_types)), now=now)
         return _keep_history(store, self.table, group.keys, out, days, now=now, run=run,
                              txn_version=None if backfill else raw_version, evolving=evolving)
 
-    def _from_partials(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, run: RunContext,
-                       raw_version: int, backfill: bool) -> DataFrame:
-        """The group's rows from per-day partial aggregates: those of the days this run recomputes (from raw,
-        written to the state table in ONE commit before the group's, with the same watermark), plus the stored
-        ones of the other days the windows read. Without ``plan.from_state`` the run recomputes every input day:
-        it rebuilds the state for those days (a first run, a backfill, a state behind the group)."""
+    def _write_state(self, store: TableStore, inputs: DataFrame, recompute: Sequence[dt.date], *, run: RunContext,
+                     raw_version: int, backfill: bool) -> DataFrame:
+        """Recompute the per-day partials of ``recompute`` from raw and replace those days of the state table in
+        ONE commit, made before the group's with the same watermark (not when the state was written by another
+        definition). Returns the recomputed partials."""
         from pyspark.sql import functions as F
 
         group, name = self.group, state_table(self.table)
-        recompute = sorted(plan.recompute if plan.from_state else plan.input_days)
-        fresh = group.daily({self.source: inputs.where(F.col("day").isin(recompute))}).localCheckpoint(eager=True)
-        partials = fresh
-        if plan.from_state:
-            stored_days = sorted(widen(plan.days, self.lookback, forward=False) - set(recompute))
-            window = Match.of(day=stored_days)
-            version = store.version(name)
-            files = [f["path"] for f in store.file_actions(name, version=version, stats_columns=["day"])
-                     if window.may_hold(f)]
-            if stored_days and files:
-                stored = store.read_files(name, files, version=version).where(F.col("day").isin(stored_days))
-                partials = fresh.unionByName(stored.select(*fresh.columns))
+        fresh = group.daily({self.source: inputs.where(F.col("day").isin(list(recompute)))}).localCheckpoint(eager=True)
         if not store.exists(name):
             store.create_table(name, fresh.schema, kind="feature_state",
                                description=f"Per-day partial aggregates of {self.table} (runs combine them over the "
@@ -403,7 +413,7 @@ class GroupOutput(Output):
                                 watermarks=None if backfill else {self.source: raw_version},
                                 inputs={self.source: raw_version}, run=run,
                                 metadata={"fti.days": f"{recompute[0]}..{recompute[-1]}", "fti.backfill": backfill})
-        return group.combine(partials)
+        return fresh
 
     def after_write(self, store: TableStore, evolving: bool) -> None:
         if evolving:
@@ -480,15 +490,9 @@ def _keep_history(store: TableStore, name: str, keys: Sequence[str], out: DataFr
 
     if not store.exists(name):
         return out
-    # only the files whose day statistics overlap the window (read from the log, no Spark job): a run that
-    # only adds new days reads none
-    version = store.version(name)
-    window = Match.of(day=affected)
-    overlapping = [f["path"] for f in store.file_actions(name, version=version, stats_columns=["day"])
-                   if window.may_hold(f)]
-    if not overlapping:
+    existing = _read_days(store, name, affected)  # a run that only adds new days reads no file
+    if existing is None:
         return out
-    existing = store.read_files(name, overlapping, version=version).where(F.col("day").isin(list(affected)))
     match = [*keys, "event_time"]
     values = [c for c in out.columns if c != "ingested_at"]
 
