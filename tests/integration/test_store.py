@@ -125,12 +125,14 @@ def test_replace_partition_rerun_is_idempotent(spark, store, table):
     assert_df_equality(store.read(table), rows_df(spark, day1 + new_day2), ignore_row_order=True, ignore_nullable=True)
 
 
-def test_replace_refuses_rows_outside_partitions(spark, store, table):
+@pytest.mark.parametrize("held", [True, False], ids=["day-held", "day-new"])
+def test_replace_refuses_rows_outside_partitions(spark, store, table, held):
+    """Also when no file holds the replaced day (the connector then writes the replace as an append)."""
     store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
     before = store.version(table)
     stray = rows_df(spark, [("x", ts(2013, 1, 3), dt.date(2013, 1, 3), 1.0)])
     with pytest.raises(ValueError, match="not covered by the replace predicate"):
-        store.replace_where(table, stray, Match.of(d=[dt.date(2013, 1, 1)]))
+        store.replace_where(table, stray, Match.of(d=[dt.date(2013, 1, 1) if held else dt.date(2013, 1, 2)]))
     assert store.version(table) == before
     # the refused run's files are gone
     assert not unreferenced_files(store, table)
@@ -404,11 +406,13 @@ def test_lost_race_on_the_same_guard_is_skipped_not_an_error(spark, store, table
     assert not unreferenced_files(store, table), "the losing run's files must be removed"
 
 
-def test_stale_replace_is_refused_not_landed(spark, store, table, tmp_path):
+@pytest.mark.parametrize("held", [True, False], ids=["day-held", "day-new"])
+def test_stale_replace_is_refused_not_landed(spark, store, table, tmp_path, held):
     """A replace read the table, then another writer added rows of the day it replaces: committing would drop
-    them (or land stale data). It fails, commits nothing, and the other writer's rows stay."""
+    them (or land stale data). It fails, commits nothing, and the other writer's rows stay. Also when no file
+    held the day at the replace's read (the connector then writes the replace as an append that read the table)."""
     day = dt.date(2013, 1, 1)
-    store.append(table, rows_df(spark, [("old", ts(2013, 1, 1), day, 1.0)]))
+    store.append(table, rows_df(spark, [("old", ts(2013, 1, 1), day if held else dt.date(2013, 1, 2), 1.0)]))
     release, env = _hold(tmp_path, "release-stale")
     proc = _run_helper(store, table, "stale", 2, env, replace_day=day)
     _wait_reached(release, proc)
@@ -418,6 +422,24 @@ def test_stale_replace_is_refused_not_landed(spark, store, table, tmp_path):
     assert proc.returncode == 3 and "ConcurrentRunError" in out, out + err[-3000:]
     assert sorted(r.k for r in store.read(table).collect()) == ["late", "old"]
     assert not unreferenced_files(store, table)
+
+
+def test_replace_of_days_no_file_holds_removes_nothing_and_depends_on_the_table(spark, store, table):
+    """The usual incremental run replaces days that no file holds yet: the rows land, nothing is removed, and the
+    commit is not a blind append (a concurrent writer's rows make it conflict), on both backends."""
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    new = [("b", ts(2013, 1, 2, 5), dt.date(2013, 1, 2), 2.0), ("c", ts(2013, 1, 3, 6), dt.date(2013, 1, 3), 3.0)]
+    result = store.replace_where(table, rows_df(spark, new), Match.of(d=[dt.date(2013, 1, 2), dt.date(2013, 1, 3)]),
+                                 txn=Txn("features:new-days", 1), watermarks={"raw_flights": 1})
+    assert result.files_removed == 0 and result.rows == 2
+    assert_df_equality(store.read(table), rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0), *new]),
+                       ignore_row_order=True, ignore_nullable=True)
+    actions = _commit_actions(store, table, result.version)
+    assert not any("remove" in a for a in actions)
+    assert {a["txn"]["appId"] for a in actions if "txn" in a} == {"features:new-days", "fti.watermark:raw_flights"}
+    info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
+    assert info.get("isBlindAppend") is not True
+    assert store.history(table, limit=1)[0]["fti.predicate"] == Match.of(d=[dt.date(2013, 1, 2), dt.date(2013, 1, 3)]).sql()
 
 
 def test_changes_see_through_a_compaction(spark, store, table):

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote
 
 from fti.errors import ConcurrentRunError, SchemaMismatchError
@@ -44,6 +44,10 @@ NATIVE_TABLE_PROPERTIES = {
     "delta.enableDeletionVectors": "false",
     "delta.columnMapping.mode": "none",
 }
+
+
+# the error a write raises for a row that the replace predicate does not cover, when the replace is written as an append
+_NOT_COVERED = "fti: a row is not covered by the replace predicate"
 
 
 def _java_class(exc: BaseException) -> str:
@@ -147,6 +151,8 @@ class NativeStore(TableStore):
               txn: Txn | None = None, watermarks: Mapping[str, int] | None = None,
               inputs: Mapping[str, int] | None = None, records: Sequence[Txn] = (), run: RunContext | None = None,
               allow_new_columns: bool = False, metadata: Metadata | None = None) -> CommitResult:
+        from pyspark.sql import functions as F
+
         self._check_write_args(name, mode, where)
         run = run or RunContext()
         table_schema = self.schema(name)
@@ -160,19 +166,33 @@ class NativeStore(TableStore):
         delta_log = scala.delta.DeltaLog.forTable(scala.jspark, self.uri(name))
         jtxn = delta_log.startTransaction(scala.none(), scala.none())
         read_version = int(jtxn.readVersion())
-        if txn is not None and txn.applied_in(self._txn_version(jtxn, txn.app_id)):
-            return CommitResult(table=name, version=read_version, skipped=True)
-        # read through the transaction: a concurrent commit of a newer watermark makes this commit conflict
-        inputs = dict(watermarks or {}, **(inputs or {}))
-        self._check_inputs(name, inputs, {s: self._txn_version(jtxn, WATERMARK_PREFIX + s) for s in inputs})
         options = {"mergeSchema": "true"} if allow_new_columns else {}
-        if where is not None:
+        # A replace that covers no live file of the read version (new days: the usual incremental run) removes
+        # nothing. It is written as an append: the connector then needs no state reconstruction of the table's
+        # log (three Spark jobs per table for the file list and the transaction versions). It still depends on
+        # the table: the whole table counts as read (a concurrent commit that adds files conflicts, as with the
+        # replace) and every row must be covered (the replace's check, made in the write's own pass).
+        covers_nothing = where is not None and read_version >= 0 and not any(
+            where.may_hold(f) for f in self.file_actions(name, version=read_version, stats_columns=list(where.values)))
+        if where is not None and not covers_nothing:
             options["replaceWhere"] = where.sql()
+        elif covers_nothing:
+            jtxn.readWholeTable()
+            df = df.where(F.assert_true(where.column(), F.lit(f"{_NOT_COVERED} {where.sql()}")).isNull())
+        # the transaction versions this write depends on, registered as read by the transaction (a concurrent
+        # commit of one of them conflicts); taken from the log without Spark unless the write reconstructs the
+        # state anyway
+        versions = self._txn_versions(jtxn, name, read_version, spark_free=mode == "append" or covers_nothing)
+        if txn is not None and txn.applied_in(versions(txn.app_id)):
+            return CommitResult(table=name, version=read_version, skipped=True)
+        inputs = dict(watermarks or {}, **(inputs or {}))
+        self._check_inputs(name, inputs, {s: versions(WATERMARK_PREFIX + s) for s in inputs})
+        save_mode = "append" if covers_nothing else mode
         fault_point("before_files", table=name)
         written: list[str] = []
         try:
             command = scala.delta.commands.WriteIntoDelta(
-                delta_log, scala.save_mode(mode), scala.delta.DeltaOptions(scala.map(options), scala.jspark.sessionState().conf()),
+                delta_log, scala.save_mode(save_mode), scala.delta.DeltaOptions(scala.map(options), scala.jspark.sessionState().conf()),
                 scala.seq([]), scala.map({}), df._jdf, scala.none(), scala.none(), False)  # noqa: SLF001
             with scala.active(jtxn):
                 actions = command.writeAndReturnCommitData(jtxn, scala.jspark, scala.none(), False).actions()
@@ -186,7 +206,7 @@ class NativeStore(TableStore):
             user_metadata = json.dumps(self.commit_metadata(
                 run, mode, {**({"fti.predicate": where.sql()} if where else {}), **resolve_metadata(metadata)}))
             operation = getattr(scala.delta, "DeltaOperations$Write")(
-                scala.save_mode(mode), scala.some(scala.seq(self.partition_by(name))),
+                scala.save_mode(save_mode), scala.some(scala.seq(self.partition_by(name))),
                 scala.opt(where.sql() if where else None), scala.some(user_metadata),
                 scala.none(), scala.none(), scala.some(True) if allow_new_columns else scala.none(),
                 scala.none(), scala.none())
@@ -215,10 +235,19 @@ class NativeStore(TableStore):
         self.compact_if_needed(name, run=run)
         return CommitResult(table=name, version=version, rows=rows, files_added=len(written), files_removed=removed)
 
-    @staticmethod
-    def _txn_version(jtxn: Any, app_id: str) -> int | None:
-        recorded = int(jtxn.txnVersion(app_id))  # also registers the read: a concurrent commit of it conflicts
-        return None if recorded < 0 else recorded
+    def _txn_versions(self, jtxn: Any, name: str, read_version: int, *, spark_free: bool) -> Callable[[str], int | None]:
+        """A reader of the transaction versions of the transaction's read version that registers each id as read
+        (a concurrent commit of it conflicts). The connector's ``txnVersion`` reconstructs the log's state with
+        Spark; ``spark_free`` reads the same version's log with delta-rs instead."""
+
+        def version(app_id: str) -> int | None:
+            if spark_free:
+                jtxn.readTxn().addOne(app_id)  # what txnVersion registers
+                return self.transaction_version(name, app_id, version=read_version) if read_version >= 0 else None
+            recorded = int(jtxn.txnVersion(app_id))
+            return None if recorded < 0 else recorded
+
+        return version
 
     @staticmethod
     def _file_actions_summary(actions: Any) -> tuple[list[str], int, int]:
@@ -248,7 +277,7 @@ class NativeStore(TableStore):
                 if "NOT NULL constraint violated for column:" in text else "?"
             return SchemaMismatchError(f"cannot write to {name}: column '{column}' has null row(s); the table "
                                        "declares it NOT NULL", hint="filter or fill those rows before writing")
-        if where is not None and ("DELTA_REPLACE_WHERE_MISMATCH" in text or "does not conform to partial table "
+        if where is not None and (_NOT_COVERED in text or "DELTA_REPLACE_WHERE_MISMATCH" in text or "does not conform to partial table "
                                   "overwrite" in text):
             return ValueError(f"cannot replace rows of {name}: some rows of the data are not covered by the "
                               f"replace predicate {where.sql()}; nothing was written")
