@@ -37,7 +37,7 @@ from fti.forget import forgotten, without_forgotten
 from fti.features.spec import SystemSpec
 from fti.features.systems import get_system
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
-from fti.spark import release
+from fti.spark import job_description, release
 from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days
 
@@ -648,16 +648,18 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
 
     def parse(source: str) -> ParsedSource:
         needed = set().union(*(p.input_days for p in plans if p.output.source == source))
-        return _parse_source(store, system, source, found[source], needed, judged=judged[source], now=now,
-                             context=context)
+        with job_description(store.spark, f"fti features {system.name}: parse {source}"):
+            return _parse_source(store, system, source, found[source], needed, judged=judged[source], now=now,
+                                 context=context)
 
     try:
         with ThreadPoolExecutor(max(1, min(workers, len(sources))), thread_name_prefix="fti-parse") as pool:
             for source, result in zip(sources, pool.map(parse, sources)):
                 parsed[source] = result
         for source in sources:
-            _judge(store, system, source, parsed[source], version=versions[source], now=now, run=run_ctx,
-                   max_bad_share=max_bad_share)
+            with job_description(store.spark, f"fti features {system.name}: quarantine {source}"):
+                _judge(store, system, source, parsed[source], version=versions[source], now=now, run=run_ctx,
+                       max_bad_share=max_bad_share)
             quarantine.refuse_rejected(store, system.name, source, marks[source], max_bad_share)
             report.new_rows[source], report.bad_rows[source] = parsed[source].new_rows, parsed[source].bad_rows
 
@@ -665,8 +667,9 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
         #    are computed and committed at once, so one's driver work (planning, the Delta log) overlaps
         #    another's Spark job
         def execute(plan: OutputPlan) -> OutputResult:
-            return _execute(store, plan, parsed[plan.output.source].good, now=now, run=run_ctx, backfill=backfill,
-                            raw_version=versions[plan.output.source])
+            with job_description(store.spark, f"fti features: {plan.output.table}"):
+                return _execute(store, plan, parsed[plan.output.source].good, now=now, run=run_ctx, backfill=backfill,
+                                raw_version=versions[plan.output.source])
 
         with ThreadPoolExecutor(max(1, min(workers, len(plans))), thread_name_prefix="fti-output") as pool:
             report.outputs = list(pool.map(execute, plans))
