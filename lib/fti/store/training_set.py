@@ -7,7 +7,7 @@ Table locations inside the home are relative to it, so a moved home still works.
 
 The content hash does not depend on file layout or partitioning: each row is encoded canonically (JSON of
 its columns in name order, timestamps to the microsecond in UTC), hashed with SHA-256, the digests are
-sorted, and the hash is SHA-256 over the sorted digests (collected to the driver as Arrow).
+sorted, and the hash is SHA-256 over the sorted digests (collected to the driver as Arrow and sorted there).
 """
 
 from __future__ import annotations
@@ -29,23 +29,26 @@ def content_hash(df: DataFrame) -> str:
     """Layout-independent SHA-256 of a DataFrame's rows (see the module docstring)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     from pyspark.sql import functions as F
 
     cols = sorted(df.columns)
     encoded = F.to_json(F.struct(*[F.col(f"`{c}`") for c in cols]),
                         {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX", "ignoreNullFields": "false"})
-    digests = df.select(F.sha2(encoded, 256).alias("d")).orderBy("d")
+    # one pass computes the digests, which arrive as Arrow (68 bytes a row on the driver) and are sorted there
+    # (a sort in Spark would encode and hash every row twice: once to sample the range bounds, once to sort)
+    digests = df.select(F.sha2(encoded, 256).alias("d")).toArrow().column("d")
     total = hashlib.sha256()
     total.update(("|".join(cols) + "\n").encode())
-    # the sorted hex digests arrive as Arrow (68 bytes a row on the driver); a string array's data buffer is its
-    # values back to back, so hashing the buffer equals hashing the digests one by one (10x faster than rows)
-    for chunk in digests.toArrow().column("d").chunks:
-        if len(chunk) == 0:
-            continue
-        _, offsets, data = chunk.buffers()
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
-        total.update(memoryview(data)[bounds[0]:bounds[-1]])
+    if len(digests) == 0:
+        return total.hexdigest()
+    ordered = pc.take(digests, pc.sort_indices(digests)).combine_chunks()
+    # a string array's data buffer is its values back to back, so hashing the buffer equals hashing the digests
+    # one by one (10x faster than rows)
+    _, offsets, data = ordered.buffers()
+    width = np.int64 if pa.types.is_large_string(ordered.type) else np.int32
+    bounds = np.frombuffer(offsets, dtype=width)[ordered.offset:ordered.offset + len(ordered) + 1]
+    total.update(memoryview(data)[bounds[0]:bounds[-1]])
     return total.hexdigest()
 
 
