@@ -3,10 +3,17 @@
 A write runs the connector's own ``WriteIntoDelta`` (its file writer, statistics, ``replaceWhere``, schema
 merge and NOT NULL checks) inside an ``OptimisticTransaction`` that fti opens and commits itself, so that the
 ONE data commit also carries several ``SetTransaction`` actions: the run's retry guard and the watermark of
-each raw source it read (``df.write`` takes only one, through ``txnAppId``/``txnVersion``). The guard is read
-through the transaction (``txnVersion``), so a concurrent run that commits the same guard first makes this
-commit conflict (``ConcurrentTransactionException``, or ``ConcurrentAppendException`` first for a replace),
-which is reported as "skipped: another run wrote it".
+each raw source it read (``df.write`` takes only one, through ``txnAppId``/``txnVersion``). The guard and the
+watermarks are registered as read by the transaction, so a concurrent run that commits the same guard first
+makes this commit conflict (``ConcurrentTransactionException``, or ``ConcurrentAppendException`` first for a
+replace), which is reported as "skipped: another run wrote it".
+
+The connector rebuilds a table's log state with Spark jobs (three per table) whenever a write needs its file
+list or its transaction versions. An incremental run mostly replaces days that no file holds yet, so such a
+replace is written as an append that reads the whole table (the same conflicts as the replace, no file to
+list), its rows checked against the predicate in the write's own pass; appends and such replaces take the
+transaction versions from the log without Spark (the same read version) and register them with the
+transaction as ``txnVersion`` does.
 
 Reads use ``versionAsOf``; the log (history, watermarks, file lists) is read Spark-free
 (:mod:`fti.store.delta_log`). Commit metadata goes into ``userMetadata`` and is read back with the same keys
