@@ -253,9 +253,7 @@ def _parse_source(store: TableStore, system: SystemSpec, source: str, found: Sou
     wanted_days = needed | found.touched_days(judged)
     paths = set(found.changes.files) if fresh and found.changes else set()
     if wanted_days:
-        by_day = Match.of(land_day=wanted_days)
-        paths |= {f["path"] for f in store.file_actions(raw, version=version, stats_columns=["land_day"])
-                  if by_day.may_hold(f)}
+        paths |= {f["path"] for f in store.files_holding(raw, Match.of(land_day=wanted_days), version=version)}
     if not paths:
         return ParsedSource()
     rows = store.read_files(raw, sorted(paths), version=version)
@@ -295,8 +293,7 @@ def _read_days(store: TableStore, table: str, days: Iterable[dt.date]) -> DataFr
     if not days:
         return None
     version = store.version(table)
-    window = Match.of(day=days)
-    files = [f["path"] for f in store.file_actions(table, version=version, stats_columns=["day"]) if window.may_hold(f)]
+    files = [f["path"] for f in store.files_holding(table, Match.of(day=days), version=version)]
     if not files:
         return None
     return store.read_files(table, files, version=version).where(F.col("day").isin(days))

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
     from pyspark.sql.types import StructType
 
+    from fti.store.predicate import Match
+
 log = logging.getLogger(__name__)
 
 # Reader features every engine fti supports (the connector, delta-rs, polars, DuckDB) reads; fti creates
@@ -260,6 +262,12 @@ class DeltaLog:
                 "max": {c: act.get(f"max.{c}") for c in stats_columns},
             })
         return out
+
+    def files_holding(self, name: str, where: Match, *, version: int | None = None) -> list[dict[str, Any]]:
+        """The live files of a version (:meth:`file_actions` entries) whose partition values or statistics may
+        hold rows that ``where`` covers (unknown statistics mean they may)."""
+        return [f for f in self.file_actions(name, version=version, stats_columns=list(where.values))
+                if where.may_hold(f)]
 
     def _commits(self, name: str, after: int, upto: int) -> Iterator[tuple[int, list[dict[str, Any]] | None]]:
         """The actions of each commit file ``after < version <= upto`` (None when it is gone: log retention)."""

@@ -177,8 +177,7 @@ class DeltaRsStore(TableStore):
         rows for a replace."""
         if mode == "append":
             return []
-        files = self.file_actions(name, version=version, stats_columns=list(where.values) if where else ())
-        return files if where is None else [f for f in files if where.may_hold(f)]
+        return self.file_actions(name, version=version) if where is None else self.files_holding(name, where, version=version)
 
     def _kept_rows(self, name: str, replaced: Sequence[Mapping[str, Any]], where: Match, part_cols: Sequence[str],
                    version: int, columns: Sequence[str]) -> DataFrame | None:

@@ -179,8 +179,7 @@ class NativeStore(TableStore):
         # log (three Spark jobs per table for the file list and the transaction versions). It still depends on
         # the table: the whole table counts as read (a concurrent commit that adds files conflicts, as with the
         # replace) and every row must be covered (the replace's check, made in the write's own pass).
-        covers_nothing = where is not None and read_version >= 0 and not any(
-            where.may_hold(f) for f in self.file_actions(name, version=read_version, stats_columns=list(where.values)))
+        covers_nothing = where is not None and read_version >= 0 and not self.files_holding(name, where, version=read_version)
         if where is not None and not covers_nothing:
             options["replaceWhere"] = where.sql()
         elif covers_nothing:
@@ -247,10 +246,12 @@ class NativeStore(TableStore):
         (a concurrent commit of it conflicts). The connector's ``txnVersion`` reconstructs the log's state with
         Spark; ``spark_free`` reads the same version's log with delta-rs instead."""
 
+        log_at_read = self._delta(name, read_version) if spark_free and read_version >= 0 else None  # loaded once
+
         def version(app_id: str) -> int | None:
             if spark_free:
                 jtxn.readTxn().addOne(app_id)  # what txnVersion registers
-                return self.transaction_version(name, app_id, version=read_version) if read_version >= 0 else None
+                return log_at_read.transaction_version(app_id) if log_at_read is not None else None
             recorded = int(jtxn.txnVersion(app_id))
             return None if recorded < 0 else recorded
 
