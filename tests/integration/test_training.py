@@ -322,6 +322,28 @@ def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_do
     assert set(store.read("flights/monitoring").toPandas().reference) == {"validation"}
 
 
+def test_monitoring_recomputes_a_run_after_it_was_rescored(trained, scored, settings):
+    """Rescoring the same model and as_of (after late data, say) replaces the predictions: the run is monitored
+    again against the new rows (it used to stay "up to date" with the replaced predictions' PSI and AUC)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fti.inference import monitoring
+    from fti.inference.pipeline import run as score
+
+    store, _ = trained
+    monitoring.run(store, settings)  # whatever earlier tests left: every run monitored now
+    assert monitoring.run(store, settings)["runs"] == []
+    rescored = score(store, settings, as_of=AS_OF)
+    again = monitoring.run(store, settings)
+    assert [r["as_of"] for r in again["runs"]] == [AS_OF.isoformat()], again
+    moment = pa.scalar(AS_OF, type=pa.timestamp("us", tz="UTC"))
+    preds = store.arrow_dataset("flights/predictions").to_table(filter=pc.field("as_of") == moment).to_pandas()
+    assert len(preds) == rescored.scored
+    assert again["runs"][0]["score_mean"] == pytest.approx(preds["score"].mean())
+    assert monitoring.run(store, settings)["runs"] == []  # and then it is up to date
+
+
 def test_a_second_home_in_the_same_process_gets_its_own_mlflow_store(trained, settings, tmp_path):
     """MLflow's set_tracking_uri also sets MLFLOW_TRACKING_URI in os.environ; since fti reads that variable, a
     notebook that trained or scored in one home and then loads another would log into the first home's store."""

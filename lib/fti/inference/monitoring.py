@@ -9,7 +9,8 @@ cannot blow PSI up to infinity; a feature with fewer than ``monitoring.min_disti
 run, constant per entity across the batch, is reported and not flagged); the null rate (scoring vs reference); the share of values outside the reference's range;
 the PSI of the scores; and, once outcomes have arrived in the labels table, the realized AUC.
 
-Incremental: a run already monitored against the same reference is computed again only when outcomes of its
+Incremental: a run already monitored against the same reference is computed again only when it was rescored
+since (its predictions' ``scored_at``, recorded as the ``scored_at_us`` metric, changed) or outcomes of its
 population arrived since (the labelled rows are counted from the labels table, no Spark); each run computed is one commit to ``<system>/monitoring`` (replacing that run's earlier rows) and a
 PNG. The features of a run are rebuilt in this process (the scoring's single-process join) when the
 population fits ``scoring.local_max_rows``, else with Spark.
@@ -151,8 +152,8 @@ def _outcomes(store: TableStore, view: FeatureView, as_of: dt.datetime) -> pd.Da
 
 
 def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetManifest, model: str, version: int,
-                 as_of: dt.datetime, feature_versions: dict[str, int],
-                 preds: pd.DataFrame) -> tuple[Reference, list[dict[str, Any]]]:
+                 as_of: dt.datetime, feature_versions: dict[str, int], preds: pd.DataFrame,
+                 scored_at: dt.datetime) -> tuple[Reference, list[dict[str, Any]]]:
     import mlflow.xgboost
     import xgboost
     from sklearn.metrics import roc_auc_score
@@ -195,8 +196,15 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
     if len(joined) and joined[view.label].nunique() == 2:
         add("realized_auc", None, float(roc_auc_score(joined[view.label], joined["score"])), None)
     add("outcomes_arrived", None, arrived, None)
-    add("labelled_rows", None, float(len(labels)), None)  # what decides whether the run is monitored again
+    # what decides whether the run is monitored again: the outcomes known, and which scoring commit it described
+    add("labelled_rows", None, float(len(labels)), None)
+    add("scored_at_us", None, float(_micros(scored_at)), None)  # exact: epoch microseconds fit a double's 53 bits
     return reference, rows
+
+
+def _micros(moment: dt.datetime) -> int:
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
 
 
 def _plot(path: Location, title: str, rows: list[dict[str, Any]], threshold: float) -> None:
@@ -218,20 +226,25 @@ def _plot(path: Location, title: str, rows: list[dict[str, Any]], threshold: flo
 
 
 def _scoring_runs(store: TableStore, table: str) -> list[dict[str, Any]]:
-    """(model, version, as_of, feature versions) of every scoring run in the predictions table, oldest first."""
+    """(model, version, as_of, scored_at, feature versions) of every scoring run in the predictions table, oldest
+    first (``scored_at``: when the rows now in the table were scored; a rescore changes it)."""
     runs: dict[tuple[str, int, dt.datetime], dict[str, Any]] = {}
     frame = store.arrow_dataset(table).to_table(
-        columns=["model_name", "model_version", "as_of", "feature_versions"]).to_pylist()
+        columns=["model_name", "model_version", "as_of", "scored_at", "feature_versions"]).to_pylist()
     for r in frame:
         as_of = r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC)
-        runs.setdefault((r["model_name"], int(r["model_version"]), as_of),
-                        {"model_name": r["model_name"], "model_version": int(r["model_version"]), "as_of": as_of,
-                         "feature_versions": dict(r["feature_versions"] or {})})
+        scored_at = r["scored_at"] if r["scored_at"].tzinfo else r["scored_at"].replace(tzinfo=UTC)
+        entry = runs.setdefault((r["model_name"], int(r["model_version"]), as_of),
+                                {"model_name": r["model_name"], "model_version": int(r["model_version"]),
+                                 "as_of": as_of, "scored_at": scored_at,
+                                 "feature_versions": dict(r["feature_versions"] or {})})
+        entry["scored_at"] = max(entry["scored_at"], scored_at)
     return [runs[k] for k in sorted(runs, key=lambda k: (k[2], k[0], k[1]))]
 
 
-def _monitored(store: TableStore, table: str, reference: str) -> dict[tuple[str, int, dt.datetime], int]:
-    """Runs monitored against ``reference`` -> how many of their population's outcomes had arrived then."""
+def _monitored(store: TableStore, table: str, reference: str) -> dict[tuple[str, int, dt.datetime], tuple[int, int]]:
+    """Runs monitored against ``reference`` -> (how many of their population's outcomes had arrived then, the
+    ``scored_at`` in epoch microseconds of the predictions monitored; -1 when an older fti did not record it)."""
     import pyarrow.compute as pc
 
     if not store.exists(table):
@@ -241,20 +254,27 @@ def _monitored(store: TableStore, table: str, reference: str) -> dict[tuple[str,
         raise FtiError(f"{table} was written by an older fti (no reference column)",
                        hint=f"remove the folder {store.home / table}: it holds derived rows, and fti monitor "
                             "rebuilds it from the predictions")
-    done = dataset.to_table(columns=["model_name", "model_version", "as_of", "value"],
-                            filter=(pc.field("reference") == reference) & (pc.field("metric") == "labelled_rows")
-                            ).to_pylist()
-    return {(r["model_name"], int(r["model_version"]),
-             r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC)): int(r["value"]) for r in done}
+    done = dataset.to_table(columns=["model_name", "model_version", "as_of", "metric", "value"],
+                            filter=(pc.field("reference") == reference)
+                            & pc.field("metric").isin(["labelled_rows", "scored_at_us"])).to_pylist()
+    found: dict[tuple[str, int, dt.datetime], dict[str, int]] = {}
+    for r in done:
+        key = (r["model_name"], int(r["model_version"]), r["as_of"] if r["as_of"].tzinfo else r["as_of"].replace(tzinfo=UTC))
+        found.setdefault(key, {})[r["metric"]] = int(r["value"])
+    return {k: (v.get("labelled_rows", -1), v.get("scored_at_us", -1)) for k, v in found.items()}
 
 
 def _up_to_date(store: TableStore, manifest: TrainingSetManifest, run: dict[str, Any],
-                monitored: dict[tuple[str, int, dt.datetime], int]) -> bool:
-    """Monitored against the same reference, and no outcome of its population has arrived since."""
+                monitored: dict[tuple[str, int, dt.datetime], tuple[int, int]]) -> bool:
+    """Monitored against the same reference, of the predictions now in the table (not rescored since), and no
+    outcome of its population has arrived since."""
     key = (run["model_name"], run["model_version"], run["as_of"])
     if key not in monitored:
         return False
-    return len(_outcomes(store, view_of_manifest(manifest), run["as_of"])) == monitored[key]
+    labelled, scored_at = monitored[key]
+    if scored_at != _micros(run["scored_at"]):
+        return False
+    return len(_outcomes(store, view_of_manifest(manifest), run["as_of"])) == labelled
 
 
 def run(store: TableStore, settings: Settings) -> dict[str, Any]:
@@ -293,7 +313,8 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
         preds = store.arrow_dataset(preds_table).to_table(
             filter=(pc.field("model_name") == model) & (pc.field("model_version") == mv) & (pc.field("as_of") == moment)
         ).to_pandas()
-        reference, metrics = _run_metrics(settings, store, manifest(r), model, mv, as_of, r["feature_versions"], preds)
+        reference, metrics = _run_metrics(settings, store, manifest(r), model, mv, as_of, r["feature_versions"], preds,
+                                          r["scored_at"])
         png = store.home / settings.system / "monitoring_reports" / f"{model}_v{mv}_{as_of.strftime('%Y%m%dT%H%MZ')}.png"
         _plot(png, f"{model} v{mv} at {as_of.isoformat()}\nvs {reference.description}", metrics, cfg.psi_threshold)
         now = dt.datetime.now(UTC).replace(tzinfo=None)
