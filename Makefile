@@ -44,8 +44,16 @@ browser: ## install Debian's chromium for the MLflow UI browser check (needs roo
 	  || echo "warning: could not install chromium: the browser check will be skipped" >&2; \
 	else echo "note: not root, chromium not installed: the browser check will be skipped" >&2; fi
 
-test: setup browser ## run the whole test suite (unit, integration, reliability, cluster, browser check)
+# The second pass runs the time-sensitive part (unit tests, feature pipeline, training, scoring, monitoring) on a
+# host clock that is not UTC: naive datetimes read as local time are a defect only such a host shows.
+TZ_TESTS := tests/unit tests/integration/test_feature_pipeline.py tests/integration/test_training.py
+
+test: setup browser ## run the whole test suite (unit, integration, reliability, cluster, browser check), then its time-sensitive part under TZ=America/New_York
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	echo "== again on a host clock in America/New_York: $(TZ_TESTS)"; \
+	FTI_TEST_TZ=America/New_York $(BIN)/python -m pytest $(TZ_TESTS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-unit: setup ## run only the fast unit tests

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-# Naive datetimes from Spark are UTC only when the process runs in UTC.
-os.environ["TZ"] = "UTC"
+# The suite runs in UTC unless FTI_TEST_TZ names another zone: `make test` runs the unit, feature-pipeline,
+# scoring and monitoring tests a second time under America/New_York, so that code handing naive datetimes to
+# Spark (read as the PROCESS's local time) fails there. Tests compare naive datetimes from Spark as UTC only
+# through `tests.helpers.tz.utc` where they may run in another zone.
+os.environ["TZ"] = os.environ.get("FTI_TEST_TZ") or "UTC"
 time.tzset()
 
 # Workers must run this interpreter (the venv's), not the system Python.

@@ -14,6 +14,7 @@ from fti.features.definitions import Feature
 from fti.features.flights.sources import AIRPORTS, FLIGHTS, WEATHER
 from fti.features.systems import get_system
 from fti.ingest import BadFileError, land, land_file
+from tests.helpers.tz import aware, utc
 
 UTC = dt.timezone.utc
 GROUP_TABLES = ["flights/carrier_delay", "flights/origin_delay", "flights/route_delay", "flights/origin_weather",
@@ -85,10 +86,10 @@ def test_first_run_one_version_per_table(first_run, store):
 def test_feature_rows_by_hand(first_run, spark, store):
     got = store.read("flights/carrier_delay").select("carrier", "day", "event_time", "dep_delay_rate_7d", "flights_7d")
     expected = spark.createDataFrame([
-        ("UA", dt.date(2013, 1, 1), dt.datetime(2013, 1, 1, 21, 45), 2 / 3, 3),
-        ("UA", dt.date(2013, 1, 2), dt.datetime(2013, 1, 2, 13, 57), 0.5, 4),
-        ("AA", dt.date(2013, 1, 2), dt.datetime(2013, 1, 2, 18, 16), 1.0, 1),
-        ("AA", dt.date(2013, 1, 3), dt.datetime(2013, 1, 3, 12, 0), 0.5, 2),
+        ("UA", dt.date(2013, 1, 1), aware(2013, 1, 1, 21, 45), 2 / 3, 3),
+        ("UA", dt.date(2013, 1, 2), aware(2013, 1, 2, 13, 57), 0.5, 4),
+        ("AA", dt.date(2013, 1, 2), aware(2013, 1, 2, 18, 16), 1.0, 1),
+        ("AA", dt.date(2013, 1, 3), aware(2013, 1, 3, 12, 0), 0.5, 2),
     ], "carrier string, day date, event_time timestamp, dep_delay_rate_7d double, flights_7d long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -130,7 +131,7 @@ def test_late_rows_recompute_only_their_windows(first_run, spark, store, setting
     weather = [o for o in report.outputs if o.table == "flights/origin_weather"][0]
     assert weather.status == "up to date"  # no new weather: that group is not touched
     ua2 = store.read("flights/carrier_delay").where("carrier = 'UA' and day = '2013-01-02'").first()
-    assert ua2.flights_7d == 5 and ua2.event_time == dt.datetime(2013, 1, 2, 21, 0)
+    assert ua2.flights_7d == 5 and utc(ua2.event_time) == dt.datetime(2013, 1, 2, 21, 0)
     # the history says which days each commit replaced
     assert store.history("flights/aircraft_legs")[0]["fti.days"] == "2013-01-02..2013-01-02"
 
@@ -143,12 +144,12 @@ def test_late_rows_keep_history_for_bitemporal_reads(first_run, spark, store, se
     from fti.store.feature_store import FeatureStore, FeatureView, ViewGroup
 
     rows = {(r.carrier, r.day): r for r in store.read("flights/carrier_delay").collect()}
-    assert rows[("AA", dt.date(2013, 1, 2))].ingested_at == dt.datetime(2013, 1, 4, 5)  # unchanged: kept
-    assert rows[("UA", dt.date(2013, 1, 2))].ingested_at == dt.datetime(2013, 1, 6, 5)  # revised
+    assert utc(rows[("AA", dt.date(2013, 1, 2))].ingested_at) == dt.datetime(2013, 1, 4, 5)  # unchanged: kept
+    assert utc(rows[("UA", dt.date(2013, 1, 2))].ingested_at) == dt.datetime(2013, 1, 6, 5)  # revised
     history = store.read(history_table("flights/carrier_delay")).where("carrier = 'UA' and day = '2013-01-02'")
     old = history.collect()
-    assert len(old) == 1 and old[0].flights_7d == 4 and old[0].ingested_at == dt.datetime(2013, 1, 4, 5)
-    assert old[0].replaced_at == dt.datetime(2013, 1, 6, 5)
+    assert len(old) == 1 and old[0].flights_7d == 4 and utc(old[0].ingested_at) == dt.datetime(2013, 1, 4, 5)
+    assert utc(old[0].replaced_at) == dt.datetime(2013, 1, 6, 5)
     view = FeatureView(name="late_check", spine_table="", spine_keys=["carrier"], spine_time="prediction_time",
                        label="delayed", spine_features=[],
                        groups=[ViewGroup("carrier_delay", "flights/carrier_delay", {"carrier": "carrier"},

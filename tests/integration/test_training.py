@@ -203,7 +203,7 @@ def test_lineage_columns_match_registry_and_delta(trained, scored):
     expected = {g: store.version(f"flights/{g}") for g in
                 ("carrier_delay", "origin_delay", "route_delay", "origin_weather", "aircraft_legs")}
     assert dict(row.feature_versions) == expected
-    assert row.as_of == AS_OF.replace(tzinfo=None)
+    assert row.as_of.astimezone(UTC) == AS_OF
 
 
 def test_predictions_equal_pyfunc_and_no_training_serving_skew(trained, scored, settings):

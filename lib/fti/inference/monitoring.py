@@ -317,8 +317,10 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
                                           r["scored_at"])
         png = store.home / settings.system / "monitoring_reports" / f"{model}_v{mv}_{as_of.strftime('%Y%m%dT%H%MZ')}.png"
         _plot(png, f"{model} v{mv} at {as_of.isoformat()}\nvs {reference.description}", metrics, cfg.psi_threshold)
-        now = dt.datetime.now(UTC).replace(tzinfo=None)
-        rows = [{"model_name": model, "model_version": mv, "as_of": as_of.replace(tzinfo=None),
+        # aware datetimes: createDataFrame reads a naive one as the PROCESS's local time (a shifted as_of on a
+        # host not set to UTC, which the replace predicate below then refuses)
+        now = dt.datetime.now(UTC)
+        rows = [{"model_name": model, "model_version": mv, "as_of": as_of,
                  "reference": reference.name, "reference_rows": len(reference.frame), "scored_rows": len(preds),
                  "computed_at": now, **m} for m in metrics]
         frame = store.spark.createDataFrame([tuple(row[f.name] for f in schema.fields) for row in rows], schema)
