@@ -102,8 +102,17 @@ def forget(store: TableStore, settings: Settings, *, where: str, pins: list[Pin]
 
         pins = registry_pins(settings)
     run = RunContext(run_id=new_run_id("forget"), pipeline="forget")
+    # alone in the system: the runs and landings in flight (which read the forgotten list before this deletion)
+    # finish first, and those that start meanwhile wait, then read the new list
+    with store.system_lock(settings.system, what=f"forget {column}={value}", exclusive=True):
+        return _forget(store, settings, column=column, value=value, pins=pins, run=run)
+
+
+def _forget(store: TableStore, settings: Settings, *, column: str, value: str, pins: list[Pin],
+            run: RunContext) -> ForgetResult:
+    from pyspark.sql.types import _parse_datatype_string
+
     result = ForgetResult(column, value)
-    # record first: a landing or feature run that starts meanwhile already leaves the entity out
     name = forgotten_table(settings.system)
     store.create_table(name, _parse_datatype_string(FORGOTTEN_DDL), kind="deletions",
                        description="Entities removed for data protection: landings and feature runs leave them out")

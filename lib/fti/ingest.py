@@ -54,10 +54,11 @@ def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, 
     name = ensure_raw_table(store, system, source)
     run = run or RunContext(pipeline="ingest")
     raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label, batch=run.run_id)
-    raw = without_forgotten(raw, forgotten(store, system))  # a forgotten entity's new rows never land
     # one file per landed batch, sorted by day so that its statistics and row groups prune well
-    raw = raw.coalesce(1).sortWithinPartitions("land_day") if source.day else raw.coalesce(1)
-    return store.append(name, raw, txn=txn, run=run)
+    with store.system_lock(system, what=f"landing {run.run_id} into {name}"):  # no deletion between read and commit
+        raw = without_forgotten(raw, forgotten(store, system))  # a forgotten entity's new rows never land
+        raw = raw.coalesce(1).sortWithinPartitions("land_day") if source.day else raw.coalesce(1)
+        return store.append(name, raw, txn=txn, run=run)
 
 
 def read_text_file(spark: SparkSession, path: Path) -> DataFrame:

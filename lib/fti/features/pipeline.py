@@ -609,6 +609,15 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     chosen = [system.group(g) for g in selected]
     with_labels = groups is None
 
+    # from the first read of raw versions and the forgotten list to the last commit: no deletion between them
+    with store.system_lock(system.name, what=f"feature run {run_ctx.run_id}"):
+        return _run(store, settings, system=system, chosen=chosen, with_labels=with_labels, now=now, start=start,
+                    end=end, backfill=backfill, run_ctx=run_ctx, started=started)
+
+
+def _run(store: TableStore, settings: Settings, *, system: SystemSpec, chosen: list[FeatureGroup], with_labels: bool,
+         now: dt.datetime, start: dt.date | None, end: dt.date | None, backfill: bool, run_ctx: RunContext,
+         started: float) -> FeatureRunReport:
     sources = sorted({s for g in chosen for s in g.sources} | ({system.labels.source} if with_labels else set()))
     versions: dict[str, int] = {}
     for source in sources:

@@ -78,16 +78,24 @@ def run(store: TableStore, settings: Settings, *, as_of: dt.datetime, model: str
         FtiError: Unknown model or alias, a feature group that is missing or changed incompatibly (named
             with the column), an empty population, or a population/prediction count mismatch.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, IntegerType, LongType, MapType, StringType, StructField, StructType
-
     t0 = time.perf_counter()
     as_of = as_of.astimezone(UTC)
     ref = model_ref(settings, model)
     mv, booster, manifest = load_model(settings, ref)
+    view = view_of_manifest(manifest)
+    # from the feature versions read to the predictions' commit: no deletion between them
+    with store.system_lock(settings.system, what=f"scoring {ref.name} at {as_of.isoformat()}"):
+        return _run(store, settings, as_of=as_of, ref=ref, mv=mv, booster=booster, manifest=manifest, view=view,
+                    run_id=run_id, t0=t0)
+
+
+def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: ModelRef, mv: Any, booster: Any,
+         manifest: TrainingSetManifest, view: FeatureView, run_id: str | None, t0: float) -> ScoreReport:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, IntegerType, LongType, MapType, StringType, StructField, StructType
+
     meta = ModelMetadata.of(mv)
     features, threshold = meta.features, meta.threshold
-    view = view_of_manifest(manifest)
     versions = {g.group: store.version(g.table) for g in view.groups if store.exists(g.table)}
     engine = scoring_engine(store, settings, view, versions)
     key = f"{ref.name}/{mv.version}"

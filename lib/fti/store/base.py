@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from fti.errors import ConcurrentRunError, FtiError, SchemaMismatchError
 from fti.location import Location
 from fti.store.delta_log import DeltaLog
-from fti.store.locks import commit_lock, run_lock
+from fti.store.locks import commit_lock, run_lock, system_lock
 from fti.store.predicate import Match
 from fti.store.records import KINDS, CommitResult, Metadata, Pin, RunContext, Txn, WriteMode
 
@@ -130,6 +130,11 @@ class TableStore(DeltaLog, ABC):
     def run_lock(self, key: str, *, what: str, wait_s: float = 900.0) -> AbstractContextManager[None]:
         """Hold an exclusive lock on ``key`` across several store calls (see :mod:`fti.store.locks`)."""
         return run_lock(self.home, key, what=what, wait_s=wait_s)
+
+    def system_lock(self, system: str, *, what: str, exclusive: bool = False,
+                    wait_s: float = 900.0) -> AbstractContextManager[None]:
+        """Hold the system's lock, shared by runs and landings, exclusive for a deletion (see :mod:`fti.store.locks`)."""
+        return system_lock(self.home, system, what=what, exclusive=exclusive, wait_s=wait_s)
 
     def row_count(self, name: str, *, version: int | None = None) -> int:
         """Exact row count: from the log's per-file stats, or counted when a file lacks them."""

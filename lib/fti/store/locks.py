@@ -1,4 +1,5 @@
-"""Locks between processes on one machine: a per-table commit lock and a run lock held across store calls.
+"""Locks between processes on one machine: a per-table commit lock, a run lock held across store calls, and a
+system lock that data-protection deletions take against every run and landing of the system.
 
 Both are ``flock`` locks on files under ``<home>/_locks``: they die with their process, so a killed run
 never leaves a stale lock. They serialize processes that share a file system with working POSIX locks
@@ -17,9 +18,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import tempfile
+import threading
 import time
 from contextlib import contextmanager
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -101,3 +103,91 @@ def run_lock(home: Path | Location, key: str, *, what: str, wait_s: float = 900.
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# this process's holds of system locks: path -> [mode, count, file] (a run inside a run of the same system, e.g. a
+# replay's landings, or a second thread's, does not lock twice; the last one out unlocks)
+_HELD: dict[str, list] = {}
+_HELD_GUARD = threading.Lock()
+
+
+@contextmanager
+def system_lock(home: Path | Location, system: str, *, what: str, exclusive: bool = False,
+                wait_s: float = 900.0) -> Iterator[None]:
+    """Hold the system's lock: shared by its runs and landings, exclusive for ``fti forget``.
+
+    Every step that reads the forgotten list (or rows of an entity) and later commits rows of that system holds
+    it shared from the read to the last commit, so a deletion can never fall between them: ``forget`` waits for
+    the runs in flight to finish, and runs that start meanwhile wait for the deletion, then read the new list.
+    Runs and landings still run side by side (shared holds do not exclude each other). Re-entrant within a
+    process.
+
+    Args:
+        home: The home folder.
+        system: The system whose tables are read and written.
+        what: The work, for messages ("feature run", "forget carrier=HA").
+        exclusive: Take it alone (a deletion).
+        wait_s: How long to wait for the holders.
+
+    Raises:
+        ConcurrentRunError: The holders did not finish within ``wait_s`` (nothing was written), or this process
+            asks for the exclusive lock while it holds the shared one.
+    """
+    path = lock_dir(home) / f"{system}.system.lock"
+    key = str(path)
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None:
+            if exclusive and held[0] != "exclusive":
+                raise ConcurrentRunError(
+                    f"{what} needs system {system} to itself, but this process is running a step of it",
+                    hint="run it after the feature run, landing or scoring of this process has finished")
+            held[1] += 1
+    if held is None:
+        held = _acquire(path, system, what=what, exclusive=exclusive, wait_s=wait_s)
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            held[1] -= 1
+            last = not held[1]
+            if last:
+                _HELD.pop(key, None)
+        if last:
+            fcntl.flock(held[2], fcntl.LOCK_UN)
+            held[2].close()
+
+
+def _acquire(path: Path, system: str, *, what: str, exclusive: bool, wait_s: float) -> list:
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    handle = open(path, "a+")
+    deadline = time.monotonic() + wait_s
+    waited = False
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if not waited:
+                others = "runs and landings of" if exclusive else "a deletion (fti forget) in"
+                log.warning("%s waits for the %s system %s to finish (lock %s)", what, others, system, path)
+                waited = True
+            if time.monotonic() > deadline:
+                handle.close()
+                raise ConcurrentRunError(
+                    f"{what} waited {wait_s:.0f} s for the {'runs of' if exclusive else 'deletion in'} system "
+                    f"{system} to finish; nothing was written by it",
+                    hint=f"rerun it when they are done; a stale holder cannot exist (the lock dies with its "
+                         f"process): {path}") from None
+            time.sleep(0.2)
+    with _HELD_GUARD:
+        # another thread of this process may have taken it meanwhile: share that hold
+        other = _HELD.get(str(path))
+        if other is not None and (other[0] == "exclusive" or not exclusive):
+            other[1] += 1
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+            return other
+        held = ["exclusive" if exclusive else "shared", 1, handle]
+        _HELD[str(path)] = held
+    return held

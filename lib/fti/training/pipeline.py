@@ -199,10 +199,11 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     fs = FeatureStore(store, settings)
     view_name = _view_name(settings, view)
     first, last = parse_day(cfg.train.start), parse_day(cfg.test.end)
-    ts = _reusable(store, fs, view_name, first, last)
-    reused = ts is not None
-    if ts is None:
-        ts = fs.materialize(fs.get_training_set(None, view_name, start=first, end=last), run_id=run_id)
+    with store.system_lock(settings.system, what=f"training set build {run_id}"):  # no deletion between read and commit
+        ts = _reusable(store, fs, view_name, first, last)
+        reused = ts is not None
+        if ts is None:
+            ts = fs.materialize(fs.get_training_set(None, view_name, start=first, end=last), run_id=run_id)
     excluded = set(exclude_features if exclude_features is not None else cfg.exclude_features)
     # in the view's order, built or reused: a manifest read back lists a group's columns in JSON key order, and
     # XGBoost's column sampling gives another model for the same columns in another order
