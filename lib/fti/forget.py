@@ -11,6 +11,7 @@ result names the registered model versions whose pinned versions still hold it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -43,12 +44,17 @@ class ForgetResult:
     deleted: dict[str, int] = field(default_factory=dict)  # table -> rows removed
     versions: dict[str, int] = field(default_factory=dict)  # table -> version without the entity
     pinned: list[Pin] = field(default_factory=list)  # model pins of versions that still hold it
+    derived_in: list[str] = field(default_factory=list)  # raw tables whose rows DERIVE the key (no such column)
 
     @property
     def message(self) -> str:
         rows = sum(self.deleted.values())
         lines = [f"forgot {self.column} = '{self.value}': {rows} row(s) removed from {len(self.deleted)} table(s); "
                  "later landings, feature runs and backfills leave it out"]
+        if self.derived_in:
+            lines.append(f"{', '.join(self.derived_in)} hold(s) no {self.column} column: the raw rows that parse to it "
+                         f"were removed, but a later landing of the same raw rows lands them (feature runs still "
+                         f"leave them out); forget by a raw column to drop them at landing too")
         if self.pinned:
             owners = ", ".join(sorted({p.owner for p in self.pinned}))
             lines.append(f"model versions whose pinned table versions still hold it: {owners}")
@@ -119,7 +125,10 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
     row = store.spark.createDataFrame([(column, value, dt.datetime.now(dt.timezone.utc), run.run_id)],
                                       _parse_datatype_string(FORGOTTEN_DDL))
     store.replace_where(name, row, Match.of(column=[column], value=[value]), run=run)
-    literal = value.replace("\\", "\\\\").replace("'", "\\'")
+    # a key derived from raw columns (flights' flight_id): the raw rows that parse to it, as their JSON text
+    derived = _raw_rows_deriving(store, settings.system, column, value)
+    result.derived_in = sorted(derived)
+    literal = _literal(value)
     for table in store.list_tables():
         if table == name or not table.startswith(f"{settings.system}/"):
             continue
@@ -127,8 +136,11 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
         columns = store.schema(table).fieldNames()
         if column in columns:
             deleted = store.delete(table, f"CAST(`{column}` AS STRING) = '{literal}'", run=run)
+        elif table in derived:
+            deleted = store.delete(table, derived[table][1], run=run)
         elif "raw_row" in columns:  # the quarantine keeps the raw row as JSON text
-            deleted = _rewrite_without(store, table, column, value, run)
+            texts = {text for rows, _ in derived.values() for text in rows}
+            deleted = _rewrite_without(store, table, column, value, texts, run)
         else:
             continue
         if deleted.version == before or not deleted.rows:
@@ -140,14 +152,68 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
     return result
 
 
-def _rewrite_without(store: TableStore, table: str, column: str, value: str, run: RunContext):
-    """Rewrite a small table without the rows whose JSON ``raw_row`` holds the entity (one commit)."""
+def _literal(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+# past this many raw rows, a derived key is not an entity but a wide selection (a deletion predicate per row)
+MAX_DERIVED_ROWS = 10_000
+
+
+def _raw_rows_deriving(store: TableStore, system_name: str, column: str, value: str) -> dict[str, tuple[set[str], str]]:
+    """For a key that a source's parser DERIVES from raw columns: the raw rows that parse to ``value``.
+
+    Returns raw table -> (the rows' JSON text, as the quarantine keeps it; a predicate on the raw columns that
+    matches exactly those rows), for each raw table without the column whose parsed rows have it.
+    """
+    from pyspark.sql import functions as F
+
+    from fti.features.systems import get_system
+
+    system = get_system(system_name)
+    context: dict | None = None
+    found: dict[str, tuple[set[str], str]] = {}
+    for source_name, source in system.sources.items():
+        raw = source.table(system.name)
+        if source_name not in system.parsers or not store.exists(raw) or column in store.schema(raw).fieldNames():
+            continue
+        context = system.context(store, system.name) if context is None else context
+        rows = store.read(raw).withColumns({
+            "_raw_row": F.to_json(F.struct(*[F.col(c) for c in source.columns])), "_raw_version": F.lit(None).cast("long"),
+            "_raw_ingested_at": F.col("ingested_at"), "_raw_land_day": F.col("land_day")})
+        # a far clock: no row counts as "in the future", so every row gets its key
+        parsed = system.parsers[source_name](rows, now=dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc), **context)
+        if column not in parsed.columns:
+            continue
+        hits = parsed.where(F.col(f"`{column}`").cast("string") == value).select("_raw_row").distinct() \
+            .limit(MAX_DERIVED_ROWS + 1).collect()
+        if len(hits) > MAX_DERIVED_ROWS:
+            raise FtiError(f"{column} = '{value}' matches more than {MAX_DERIVED_ROWS:,} raw rows of {raw}; "
+                           "nothing was deleted", hint="forget by a key column the raw table has")
+        if not hits:
+            continue
+        texts = {h["_raw_row"] for h in hits}
+        clauses = []
+        for text in sorted(texts):
+            fields = json.loads(text)
+            clauses.append("(" + " AND ".join(
+                f"`{c}` = '{_literal(fields[c])}'" if fields.get(c) is not None else f"`{c}` IS NULL"
+                for c in source.columns) + ")")
+        found[raw] = (texts, " OR ".join(clauses))
+    return found
+
+
+def _rewrite_without(store: TableStore, table: str, column: str, value: str, texts: set[str], run: RunContext):
+    """Rewrite a small table without the rows whose JSON ``raw_row`` holds the entity, or is one of ``texts``
+    (the raw rows a derived key came from), in one commit."""
     from pyspark.sql import functions as F
 
     from fti.store import CommitResult
 
     rows = store.read(table).cache()
     hit = F.coalesce(F.trim(F.get_json_object("raw_row", f"$.{column}")) == value, F.lit(False))
+    if texts:
+        hit = hit | F.col("raw_row").isin(sorted(texts))
     removed = rows.where(hit).count()
     if not removed:
         rows.unpersist()

@@ -299,6 +299,37 @@ def test_forget_removes_an_entity_for_good(first_run, spark, store, settings):
         forget(store, settings, where="day=2013-01-01", pins=[])
 
 
+def test_forget_by_a_derived_key_removes_its_raw_and_quarantined_rows(first_run, spark, store, settings):
+    """``flight_id`` is not a raw column (the parser derives it): forgetting one flight removes the raw row it came
+    from and that row's quarantined duplicate too (both used to stay, with "removed from every table"), and says
+    that a re-landing of the same raw row lands it."""
+    from pyspark.sql import functions as F
+
+    from fti.forget import forget
+
+    dup = fl(4, 700, 5, carrier="B6", num=77, tail="N77")
+    land_rows(spark, store, FLIGHTS, [dup, dup, fl(4, 800, 5, carrier="B6", num=78, tail="N78")], clock(10))
+    pipeline.run(store, settings, now=clock(10))
+    label = store.read("flights/labels").where("flight = 77").select("flight_id").collect()
+    assert len(label) == 1
+    flight_id = label[0].flight_id
+    raw_before = store.read("flights/raw_flights").count()
+    quarantined = store.read("flights/quarantine").where(F.get_json_object("raw_row", "$.flight") == "77").count()
+    assert quarantined == 1, "the duplicate of flight 77 is quarantined"
+    result = forget(store, settings, where=f"flight_id={flight_id}", pins=[])
+    assert result.deleted["flights/raw_flights"] == 2
+    assert store.read("flights/raw_flights").count() == raw_before - 2
+    assert store.read("flights/raw_flights").where("flight = '77'").count() == 0
+    assert store.read("flights/raw_flights").where("flight = '78'").count() == 1
+    assert store.read("flights/quarantine").where(F.get_json_object("raw_row", "$.flight") == "77").count() == 0
+    assert store.read("flights/labels").where(F.col("flight_id") == flight_id).count() == 0
+    assert store.read("flights/labels").where("flight = 78").count() == 1
+    assert result.derived_in == ["flights/raw_flights"]
+    assert "a later landing of the same raw rows lands them" in result.message
+    pipeline.run(store, settings, now=clock(10), start=dt.date(2013, 1, 4), end=dt.date(2013, 1, 5))
+    assert store.read("flights/labels").where(F.col("flight_id") == flight_id).count() == 0
+
+
 def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):
     system = get_system("flights")
     old = system.group("carrier_delay")
