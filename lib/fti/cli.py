@@ -172,6 +172,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     for source, new in report.new_rows.items():
         if new:
             print(f"{source}: {new} new raw rows, {report.bad_rows[source]} quarantined")
+    for line in report.unattributed_hints(settings.system):
+        print(line, file=sys.stderr)
     if report.up_to_date:
         print(f"up to date (raw versions {report.raw_versions}): nothing committed")
         return 0

@@ -328,6 +328,29 @@ def test_forget_by_a_derived_key_removes_its_raw_and_quarantined_rows(first_run,
     assert "a later landing of the same raw rows lands them" in result.message
     pipeline.run(store, settings, now=clock(10), start=dt.date(2013, 1, 4), end=dt.date(2013, 1, 5))
     assert store.read("flights/labels").where(F.col("flight_id") == flight_id).count() == 0
+    pipeline.run(store, settings, now=clock(10))  # the later tests start with every output past the deletion
+
+
+def test_rows_another_writer_appended_are_reported_not_up_to_date(first_run, spark, store, settings):
+    """Raw rows added by a plain Spark SQL ``INSERT INTO`` (not ``fti ingest``) carry no new landing batch: the run
+    says so, with the day and the backfill that featurizes them, instead of "up to date" (it used to say that)."""
+    pipeline.run(store, settings, now=clock(10))
+    assert pipeline.run(store, settings, now=clock(10)).up_to_date
+    raw = FLIGHTS.to_raw(spark.createDataFrame([fl(6, 1100, 12, carrier="DL", num=90, tail="N90")],
+                                               ", ".join(f"`{c}` string" for c in FLIGHTS.columns)),
+                         ingested_at=clock(10), source_label="sql", batch="someone-else")
+    raw.createOrReplaceTempView("foreign_rows")
+    spark.sql(f"INSERT INTO delta.`{store.uri('flights/raw_flights')}` SELECT * FROM foreign_rows")
+    inserted = store.version("flights/raw_flights")
+    report = pipeline.run(store, settings, now=clock(10))
+    assert not report.up_to_date
+    assert report.unattributed["raw_flights"] == [(dt.date(2013, 1, 6), inserted, 1, "WRITE")]
+    hints = report.unattributed_hints("flights")
+    assert "1 raw row(s) of raw_flights (day 2013-01-06) were added by raw version(s)" in hints[0]
+    assert "fti features --system flights --start 2013-01-06 --end 2013-01-07" in hints[1]
+    assert store.read("flights/labels").where("flight = 90").count() == 0
+    pipeline.run(store, settings, now=clock(10), start=dt.date(2013, 1, 6), end=dt.date(2013, 1, 7))
+    assert store.read("flights/labels").where("flight = 90").count() == 1
 
 
 def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):

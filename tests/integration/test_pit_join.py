@@ -85,6 +85,31 @@ def test_bitemporal_cutoff_excludes_late_rows(algorithm, spark):
     assert res.report()["g"]["bitemporal_excluded"] == 1
 
 
+def test_bitemporal_read_after_a_revision_serves_no_replaced_row(algorithm, spark):
+    """The issue's case: a recompute on 01-04 12:00 moved N1's row from 01-04 (120.0) to 01-02 (-10.0) and stopped
+    producing N2's row (45.0); both replaced rows are history (``_until`` = when they were replaced). As of 01-05
+    the store held {N1: -10.0, N2: None}; as of 01-04 08:00 it held {N1: 120.0, N2: 45.0}. (The old code unioned
+    history without its replaced_at and served 120.0 and 45.0 forever.) A plain read uses the current rows only."""
+    from pyspark.sql import functions as F
+
+    d = lambda day, hour=0: dt.datetime(2013, 1, day, hour)
+    rows = spark.createDataFrame(
+        [("N1", d(4), d(4, 6), 120.0, d(4, 12)), ("N1", d(2), d(4, 12), -10.0, None), ("N2", d(3), d(3, 6), 45.0, d(4, 12))],
+        "k string, event_time timestamp, ingested_at timestamp, v double, _until timestamp")
+    spine = spine_df(spark, [(1, "N1", d(5)), (2, "N2", d(5)), (3, "N1", d(4, 8)), (4, "N2", d(4, 8)),
+                             (5, "N1", d(4, 12)), (6, "N2", d(4, 12))])
+    group = GroupJoin("g", rows, {"k": "k"}, {"v": "v"}, until="_until")
+    res = join(spine, [group], algorithm=algorithm, bitemporal=True)
+    expected = spark.createDataFrame([(1, "N1", d(5), -10.0), (2, "N2", d(5), None), (3, "N1", d(4, 8), 120.0),
+                                      (4, "N2", d(4, 8), 45.0), (5, "N1", d(4, 12), -10.0), (6, "N2", d(4, 12), None)],
+                                     "id int, k string, t timestamp, v double")
+    assert_df_equality(res.frame.select("id", "k", "t", "v"), expected, ignore_row_order=True, ignore_nullable=True)
+    plain = join(spine, [group], algorithm=algorithm).frame.select("id", "k", "t", "v")
+    expected_plain = expected.withColumn("v", F.when(F.col("k") == "N1", F.lit(-10.0)))
+    assert_df_equality(plain, expected_plain.select("id", "k", "t", F.col("v").cast("double")),
+                       ignore_row_order=True, ignore_nullable=True)
+
+
 def test_multiple_groups_with_different_keys_and_collision(algorithm, spark):
     spine = spark.createDataFrame([(1, "UA", "EWR", "ORD", T0)], "id int, carrier string, origin string, dest string, t timestamp")
     carrier = spark.createDataFrame([("UA", T0 - H, T0 - H, 0.2)], "carrier string, event_time timestamp, ingested_at timestamp, rate double")

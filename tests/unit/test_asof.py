@@ -39,12 +39,17 @@ def random_case(seed: int):
 
 def reference(spine, features, *, ttl, bitemporal):
     """For each spine row, the candidate with the greatest (event_time, ingested_at); candidates: same key,
-    available (event time, or also stored when bi-temporal) by the spine time, within the TTL."""
+    available (event time, or also stored when bi-temporal) by the spine time, within the TTL; with a
+    ``replaced_at`` column, a replaced row only before it (bi-temporal) or never (plain)."""
     out = []
     for _, s in spine.iterrows():
         cand = features[features.k == s.key] if s.key is not None else features.iloc[0:0]
         avail = cand[["event_time", "ingested_at"]].max(axis=1) if bitemporal else cand.event_time
-        cand = cand[avail <= s.t]
+        if "replaced_at" in cand:
+            current = cand.replaced_at.isna()
+            cand = cand[(avail <= s.t) & (current | ((cand.replaced_at > s.t) if bitemporal else False))]
+        else:
+            cand = cand[avail <= s.t]
         if len(cand):
             best = cand.sort_values(["event_time", "ingested_at"]).iloc[-1]
             if ttl is None or best.event_time >= s.t - ttl:
@@ -108,3 +113,43 @@ def test_two_key_columns_and_empty_sides():
                           spine_time="t", event_time="event_time", columns={"x": "x"}, bitemporal=bitemporal,
                           report_index=0)
         assert none.num_rows == 0 and "x" in none.column_names
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_replaced_rows_are_candidates_only_while_they_were_current(seed):
+    """History rows (``replaced_at`` set) against the reference: a revision that moved a row's event time earlier
+    or stopped producing it no longer serves the replaced row after the revision (bi-temporal); a plain read uses
+    the current rows only."""
+    spine, features = random_case(seed)
+    rng = np.random.default_rng(1000 + seed)
+    replaced = rng.random(len(features)) < 0.4
+    stored = features[["event_time", "ingested_at"]].max(axis=1)
+    features["replaced_at"] = pd.Series(pd.NaT, index=features.index, dtype="datetime64[ns, UTC]")
+    features.loc[replaced, "replaced_at"] = (stored + pd.to_timedelta(rng.integers(0, 15, len(features)), unit="m"))[replaced]
+    ttl = [None, dt.timedelta(minutes=5)][seed % 2]
+    bitemporal = seed % 3 != 0
+    ts = pa.timestamp("us", tz="UTC")
+    s = table(spine, [("key", pa.string()), ("t", ts), ("row", pa.int64())])
+    f = table(features, [("k", pa.string()), ("event_time", ts), ("ingested_at", ts), ("v", pa.float64()),
+                         ("replaced_at", ts)])
+    got = asof_merge(s, f, spine_keys=["key"], feature_keys=["k"], spine_time="t", event_time="event_time",
+                     columns={"v_out": "v"}, ttl_micros=None if ttl is None else int(ttl.total_seconds() * 1e6),
+                     bitemporal=bitemporal, until="replaced_at", report_index=0)
+    expected = reference(spine, features, ttl=ttl, bitemporal=bitemporal)
+    assert got.column("v_out").to_pylist() == [None if v is None or v != v else v for v in expected]
+
+
+def test_the_issue_example_a_revision_that_moved_a_row_earlier_and_one_that_stopped_a_row():
+    """As of 2013-01-05: N1 was revised (its row moved from 01-04 to 01-02, -10.0), N2's row stopped (None);
+    the replaced rows (120.0, 45.0) are history and must not be served after the revision."""
+    ts = pa.timestamp("us", tz="UTC")
+    d = lambda day, hour=0: dt.datetime(2013, 1, day, hour, tzinfo=UTC)
+    f = pa.table({"k": ["N1", "N1", "N2"], "event_time": [d(4), d(2), d(3)], "ingested_at": [d(4, 6), d(4, 12), d(3, 6)],
+                  "v": [120.0, -10.0, 45.0], "replaced_at": [d(4, 12), None, d(4, 12)]},
+                 schema=pa.schema([("k", pa.string()), ("event_time", ts), ("ingested_at", ts), ("v", pa.float64()),
+                                   ("replaced_at", ts)]))
+    s = pa.table({"key": ["N1", "N2", "N1", "N2"], "t": [d(5), d(5), d(4, 8), d(4, 8)]},
+                 schema=pa.schema([("key", pa.string()), ("t", ts)]))
+    got = asof_merge(s, f, spine_keys=["key"], feature_keys=["k"], spine_time="t", event_time="event_time",
+                     columns={"v_out": "v"}, bitemporal=True, until="replaced_at")
+    assert got.column("v_out").to_pylist() == [-10.0, None, 120.0, 45.0]

@@ -77,10 +77,33 @@ class FeatureRunReport:
     bad_rows: dict[str, int] = field(default_factory=dict)
     outputs: list[OutputResult] = field(default_factory=list)
     seconds: float = 0.0
+    # source -> (land_day, raw version, rows, operation) of rows another writer added without a landing batch
+    unattributed: dict[str, list[tuple[dt.date | None, int, int, str]]] = field(default_factory=dict)
 
     @property
     def up_to_date(self) -> bool:
-        return all(o.status == "up to date" for o in self.outputs) and not any(self.new_rows.values())
+        return all(o.status == "up to date" for o in self.outputs) and not any(self.new_rows.values()) \
+            and not any(self.unattributed.values())
+
+    def unattributed_hints(self, system: str) -> list[str]:
+        """What to tell the user about rows no incremental run sees (empty when there are none)."""
+        lines = []
+        for source, found in sorted(self.unattributed.items()):
+            if not found:
+                continue
+            days = sorted({d for d, _, _, _ in found if d is not None})
+            versions = sorted({v for _, v, _, _ in found})
+            operations = ", ".join(sorted({op for _, _, _, op in found}))
+            rows = sum(n for _, _, n, _ in found)
+            span = (f"days {days[0]}..{days[-1]}" if len(days) > 1 else f"day {days[0]}") if days else "no land_day"
+            backfill = (f"fti features --system {system} --start {days[0]} --end {days[-1] + dt.timedelta(days=1)}"
+                        if days else "a backfill over their days")
+            lines.append(f"warning: {rows} raw row(s) of {source} ({span}) were added by raw version(s) "
+                         f"{', '.join(map(str, versions))} ({operations}), a writer other than fti ingest: they carry no "
+                         f"landing batch, so incremental runs never featurize them")
+            lines.append(f"hint: featurize them with a backfill over their days ({backfill}); land raw rows with "
+                         f"`fti ingest --source {source} --file PATH` so that runs find them")
+        return lines
 
 
 def labels_table(system: str) -> str:
@@ -181,11 +204,14 @@ class SourceChanges:
         version: The raw version this run reads.
         changes: The files and landing batches of those rows (None when every reader is up to date).
         landed: ``(land_day, raw version, rows)`` of the new rows (one small Spark job per source).
+        unattributed: ``(land_day, raw version, rows, operation)`` of live rows that commits of another writer
+            (no fti run id) added and that carry no landing batch: no incremental run sees them.
     """
 
     version: int
     changes: Changes | None = None
     landed: list[tuple[dt.date | None, int, int]] = field(default_factory=list)
+    unattributed: list[tuple[dt.date | None, int, int, str]] = field(default_factory=list)
 
     def touched_days(self, mark: int | None) -> set[dt.date]:
         """Days with rows landed after raw version ``mark``, whatever their event times (late rows too)."""
@@ -199,21 +225,62 @@ class SourceChanges:
         return {b: v for b, v in batches.items() if mark is None or v > mark}
 
 
+def _file_key(spark_path: str) -> str:
+    """Spark's ``input_file_name()`` (a URI, percent-encoded) as the log's file keys (a local path, or a URI)."""
+    from urllib.parse import unquote
+
+    path = unquote(spark_path)
+    if path.startswith("file:"):
+        path = path[len("file:"):]
+        path = "/" + path.lstrip("/")
+    return path
+
+
 def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[int | None]) -> SourceChanges:
     """Find the rows of ``raw`` landed after the oldest of ``marks`` by content lineage: the landing run id
-    each raw row carries (``_batch``), looked up in the files added since (compactions included)."""
+    each raw row carries (``_batch``), looked up in the files added since (compactions included).
+
+    After Delta's log cleanup the batches of the rows live at the first remaining version are read from the rows
+    themselves and dated to that version. Rows that another writer added (no fti run id on the commit) without a
+    landing batch are counted in ``unattributed``.
+    """
+    import dataclasses
+
     from pyspark.sql import functions as F
 
     if all(m is not None and m >= version for m in marks):
         return SourceChanges(version)
     lowest = None if any(m is None for m in marks) else min(m for m in marks if m is not None)
     changes = store.changes(raw, after=lowest, upto=version)
-    if not changes.batches or not changes.files:
+    foreign = changes.foreign_files()
+    if not changes.files or not (changes.batches or changes.base is not None or foreign):
         return SourceChanges(version, changes)
     rows = store.read_files(raw, sorted(changes.files), version=version)
-    counts = (rows.where(F.col("_batch").isin(list(changes.batches)))
-              .groupBy("land_day", "_batch").count().collect())
-    return SourceChanges(version, changes, [(r["land_day"], changes.batches[r["_batch"]], r["count"]) for r in counts])
+    by_file = changes.base is not None or bool(foreign)
+    if by_file:
+        counts = [{**r.asDict(), "_file": _file_key(r["_file"])} for r in
+                  rows.groupBy("land_day", "_batch", F.input_file_name().alias("_file")).count().collect()]
+    else:
+        counts = [{**r.asDict(), "_file": None} for r in rows.where(F.col("_batch").isin(list(changes.batches)))
+                  .groupBy("land_day", "_batch").count().collect()]
+    batches = dict(changes.batches)
+    if changes.base is not None:  # the log no longer says when these landed: at the first version it has
+        for r in counts:
+            if r["_batch"] is not None and r["_batch"] not in batches and changes.files.get(r["_file"]) == changes.base:
+                batches[r["_batch"]] = changes.base
+        changes = dataclasses.replace(changes, batches=batches)
+    landed: dict[tuple[dt.date | None, int], int] = {}
+    odd: dict[tuple[dt.date | None, int, str], int] = {}
+    for r in counts:
+        if r["_batch"] in batches:
+            key = (r["land_day"], batches[r["_batch"]])
+            landed[key] = landed.get(key, 0) + r["count"]
+        elif r["_file"] in foreign:
+            v = foreign[r["_file"]]
+            key3 = (r["land_day"], v, changes.foreign.get(v, "?") if changes.foreign else "?")
+            odd[key3] = odd.get(key3, 0) + r["count"]
+    return SourceChanges(version, changes, [(d, v, n) for (d, v), n in landed.items()],
+                         [(d, v, n, op) for (d, v, op), n in sorted(odd.items(), key=lambda kv: (kv[0][1], str(kv[0][0])))])
 
 
 @dataclass
@@ -368,8 +435,14 @@ class GroupOutput(Output):
         props = store.properties(name)
         first = props.get("fti.state.complete_from")
         needed = widen(days, self.lookback, forward=False)
-        return (covered is not None and covered >= mark and props.get("fti.definition") == self.group.to_json()
+        return (covered is not None and covered >= mark and props.get("fti.definition") == self.state_definition()
                 and first is not None and bool(needed) and min(needed) >= dt.date.fromisoformat(first))
+
+    def state_definition(self) -> str:
+        """What the state's partials depend on: the group's definition AND its ``daily``/``combine`` code (changed
+        code must not combine with partials the old code wrote)."""
+        return json.dumps({"group": json.loads(self.group.to_json()),
+                           "code": _code_digest(self.group.daily, self.group.combine)}, sort_keys=True)
 
     def rows(self, store: TableStore, inputs: DataFrame, plan: OutputPlan, *, now: dt.datetime,
              run: RunContext, raw_version: int, backfill: bool, evolving: bool) -> DataFrame:
@@ -397,20 +470,41 @@ class GroupOutput(Output):
         from pyspark.sql import functions as F
 
         group, name = self.group, state_table(self.table)
+        definition = self.state_definition()
         fresh = group.daily({self.source: inputs.where(F.col("day").isin(list(recompute)))}).localCheckpoint(eager=True)
         if not store.exists(name):
             store.create_table(name, fresh.schema, kind="feature_state",
                                description=f"Per-day partial aggregates of {self.table} (runs combine them over the "
                                            "look-back instead of re-reading raw rows)",
-                               properties={"fti.definition": group.to_json(),
+                               properties={"fti.definition": definition,
                                            "fti.state.complete_from": recompute[0].isoformat()})
-        if store.properties(name).get("fti.definition") == group.to_json():
-            store.replace_where(name, fresh.coalesce(1).sortWithinPartitions("day"), Match.of(day=recompute),
-                                txn=None if backfill else Txn(f"state:{self.table}", raw_version),
-                                watermarks=None if backfill else {self.source: raw_version},
-                                inputs={self.source: raw_version}, run=run,
-                                metadata={"fti.days": f"{recompute[0]}..{recompute[-1]}", "fti.backfill": backfill})
+        common = dict(txn=None if backfill else Txn(f"state:{self.table}", raw_version),
+                      watermarks=None if backfill else {self.source: raw_version}, inputs={self.source: raw_version},
+                      run=run, metadata={"fti.days": f"{recompute[0]}..{recompute[-1]}", "fti.backfill": backfill})
+        if self._state_in_sync(store, definition):
+            store.replace_where(name, fresh.coalesce(1).sortWithinPartitions("day"), Match.of(day=recompute), **common)
+            return fresh
+        # written by another definition or code, or behind the group (runs that did not write it): its other days
+        # may be missing or stale, so it starts over from the days recomputed now (complete from the first of them)
+        log.info("%s: the state is not in step with the group (definition, code or watermark): rebuilt from %s",
+                 name, recompute[0])
+        store.set_properties(name, {"fti.state.complete_from": "9999-12-31"}, run=run)  # unusable until rebuilt
+        store.overwrite(name, fresh.coalesce(1).sortWithinPartitions("day"), **common)
+        store.set_properties(name, {"fti.definition": definition, "fti.state.complete_from": recompute[0].isoformat()},
+                             run=run)
         return fresh
+
+    def _state_in_sync(self, store: TableStore, definition: str) -> bool:
+        """The state holds this definition's partials of every day up to the group's watermark: written by this
+        definition and code, by every run that wrote the group (its watermark is not behind the group's)."""
+        name = state_table(self.table)
+        if store.properties(name).get("fti.definition") != definition:
+            return False
+        if not store.exists(self.table):
+            return True
+        group_mark = store.watermark(self.table, self.source)
+        state_mark = store.watermark(name, self.source)
+        return group_mark is None or (state_mark is not None and state_mark >= group_mark)
 
     def after_write(self, store: TableStore, evolving: bool) -> None:
         if evolving:
@@ -458,6 +552,24 @@ class OutputPlan:
         if self.from_state:
             return set(self.recompute)
         return widen(self.days, self.output.lookback, forward=False)
+
+
+def _code_digest(*functions: Callable[..., Any] | None) -> str:
+    """A digest of functions' code: their source where Python has it, else their bytecode and constants."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    for fn in functions:
+        if fn is None:
+            digest.update(b"-")
+            continue
+        try:
+            digest.update(inspect.getsource(fn).encode())
+        except (OSError, TypeError):
+            code = getattr(fn, "__code__", None)
+            digest.update(code.co_code + repr(code.co_consts).encode() if code is not None else repr(fn).encode())
+    return digest.hexdigest()[:16]
 
 
 def state_table(table: str) -> str:
@@ -642,6 +754,16 @@ def _run(store: TableStore, settings: Settings, *, system: SystemSpec, chosen: l
         readers = [] if backfill else list(marks[source].values())
         judged[source] = quarantine.judged_through(store, system.name, source, marks[source].values())
         found[source] = _source_changes(store, raw, versions[source], readers + [judged[source]])
+        base = found[source].changes.base if found[source].changes else None
+        if base is not None and judged[source] is not None and judged[source] < base:
+            log.warning("%s: the quarantine judged rows up to raw version %d, but the log before version %d is gone: "
+                        "rows landed before it are not judged again (their bad rows stay out of every feature)",
+                        raw, judged[source], base)
+            judged[source] = base
+        report.unattributed[source] = found[source].unattributed
+        for day, version, rows, operation in found[source].unattributed:
+            log.warning("%s: %d row(s) of %s, added by version %d (%s, not an fti landing), carry no landing batch: "
+                        "incremental runs do not see them", raw, rows, day, version, operation)
     plans = [OutputPlan(o, tuple(sorted(days(start, end)))) if backfill  # type: ignore[arg-type]
              else _plan(store, o, found[o.source]) for o in outputs]
 

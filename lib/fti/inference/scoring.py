@@ -12,9 +12,10 @@ _BOOSTERS: dict[str, Any] = {}
 
 
 def _booster(key: str, raw: bytes) -> Any:
+    """The booster of ``raw`` (``key`` ends in its content digest), deserialized once per executor process."""
     import xgboost
 
-    if key not in _BOOSTERS:  # once per executor (Python worker) process
+    if key not in _BOOSTERS:  # once per executor (Python worker) process and model CONTENT
         booster = xgboost.Booster()
         booster.load_model(bytearray(raw))
         _BOOSTERS[key] = booster
@@ -39,6 +40,11 @@ def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], t
     import numpy as np
     from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
 
+    import hashlib
+
+    # the cache is keyed on the model's CONTENT: "name/version" alone names another model in a second home of the
+    # same session, or after a re-registration as version 1
+    digest = f"{key}@{hashlib.sha256(booster_raw).hexdigest()}"
     broadcast = df.sparkSession.sparkContext.broadcast(booster_raw)
     schema = StructType(df.schema.fields + [StructField("score", DoubleType()), StructField("predicted_label", IntegerType())])
 
@@ -46,7 +52,7 @@ def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], t
         import pyarrow as pa
         import xgboost
 
-        booster = _booster(key, broadcast.value)
+        booster = _booster(digest, broadcast.value)
         for batch in batches:
             if batch.num_rows == 0:
                 continue

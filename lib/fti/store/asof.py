@@ -38,6 +38,16 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _until_micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A replaced-at column as int64 microseconds (null, a current row: the largest value)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(pc.fill_null(arr, np.iinfo(np.int64).max).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def _key_codes(spine: pa.Table, spine_keys: Sequence[str], features: pa.Table,
                feature_keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of the key tuples, shared by both sides; -1 for a spine row with a null key part."""
@@ -93,6 +103,58 @@ def _winners(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.nda
     return hit, by_event[best[pos]]
 
 
+def _subset_winners(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.ndarray, ia: np.ndarray,
+                    rows: np.ndarray, *, bitemporal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_winners` over the feature rows ``rows`` only, as indices into all feature rows."""
+    import numpy as np
+
+    if not len(rows):
+        return np.zeros(len(code_p), dtype=bool), np.zeros(len(code_p), dtype=np.int64)
+    hit, winner = _winners(code_p, t_p, code_f[rows], et[rows], ia[rows], bitemporal=bitemporal)
+    return hit, rows[winner]
+
+
+def _current_winners(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.ndarray, ia: np.ndarray,
+                     until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bi-temporal winners when some feature rows were REPLACED at ``until`` (history rows; current rows have
+    the largest int64): a row is a candidate at time T only while it was current, ``avail <= T < until``.
+
+    The current rows' winner comes from :func:`_winners`; each replaced row is a candidate for the spine rows of
+    its key whose time falls in its interval (found by two ``searchsorted`` over the spine sorted by key and
+    time, then expanded); the greatest ``(event_time, ingested_at)`` of both wins.
+    """
+    import numpy as np
+
+    n = len(code_f)
+    current = np.flatnonzero(until == np.iinfo(np.int64).max)
+    replaced = np.flatnonzero((until != np.iinfo(np.int64).max) & (code_f >= 0))
+    hit_c, win_c = _subset_winners(code_p, t_p, code_f, et, ia, current, bitemporal=True)
+    by_event = np.lexsort((ia, et))
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_event] = np.arange(n, dtype=np.int64)
+    best = np.where(hit_c & (code_p >= 0), rank[win_c], -1)
+    if len(replaced) and len(code_p):
+        avail = np.maximum(et[replaced], ia[replaced])
+        times, inverse = np.unique(np.concatenate([t_p, avail, until[replaced]]), return_inverse=True)
+        width = np.int64(len(times) + 1)
+        n_p, n_h = len(t_p), len(replaced)
+        spine_key = code_p * width + inverse[:n_p]
+        order_p = np.argsort(spine_key, kind="stable")
+        sorted_key = spine_key[order_p]
+        codes_h = code_f[replaced]
+        lo = np.searchsorted(sorted_key, codes_h * width + inverse[n_p:n_p + n_h], side="left")
+        hi = np.searchsorted(sorted_key, codes_h * width + inverse[n_p + n_h:], side="left")
+        counts = np.maximum(hi - lo, 0)
+        total = int(counts.sum())
+        if total:
+            which = np.repeat(np.arange(n_h), counts)
+            starts = np.repeat(lo, counts)
+            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            np.maximum.at(best, order_p[starts + offsets], rank[replaced[which]])
+    hit = best >= 0
+    return hit, by_event[np.where(hit, best, 0)]
+
+
 def _winners_packed(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et: np.ndarray,
                     ia: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The plain (not bi-temporal) winners with ONE sort: ``(key, event time)`` packed into one int64 (times
@@ -123,7 +185,8 @@ def _winners_packed(code_p: np.ndarray, t_p: np.ndarray, code_f: np.ndarray, et:
 
 def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str], feature_keys: Sequence[str],
                spine_time: str, event_time: str, columns: dict[str, str], ttl_micros: int | None = None,
-               bitemporal: bool = False, ingested_at: str = "ingested_at", report_index: int | None = None) -> pa.Table:
+               bitemporal: bool = False, ingested_at: str = "ingested_at", report_index: int | None = None,
+               until: str | None = None) -> pa.Table:
     """The spine with the group's columns added (``columns`` maps output name -> feature column).
 
     Args:
@@ -139,6 +202,8 @@ def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str]
         ingested_at: The group's storage-time column.
         report_index: Also add the leakage report's helper columns ``_m{i}`` (matched), ``_age{i}`` (seconds),
             ``_ttlx{i}`` (a match older than the TTL), ``_btx{i}`` (a later match the cutoff excluded).
+        until: Bi-temporal reads: the column holding when a row was REPLACED by a recompute (history rows; null
+            for current rows). Such a row is a candidate only before it; a plain read uses current rows only.
 
     Returns:
         ``spine`` plus the output columns, row for row.
@@ -152,7 +217,14 @@ def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str]
         et = _micros(features.column(event_time))
         ia = _micros(features.column(ingested_at))
         t_p = _micros(spine.column(spine_time))
-        hit, winner = _winners(code_p, t_p, code_f, et, ia, bitemporal=bitemporal)
+        ut = _until_micros(features.column(until)) if until is not None and until in features.column_names else None
+        if ut is not None and bitemporal:
+            hit, winner = _current_winners(code_p, t_p, code_f, et, ia, ut)
+        elif ut is not None:
+            hit, winner = _subset_winners(code_p, t_p, code_f, et, ia, np.flatnonzero(ut == np.iinfo(np.int64).max),
+                                          bitemporal=False)
+        else:
+            hit, winner = _winners(code_p, t_p, code_f, et, ia, bitemporal=bitemporal)
         age = np.where(hit, t_p - et[winner], 0)
         fresh = hit if ttl_micros is None else hit & (age <= ttl_micros)
     else:
@@ -167,7 +239,9 @@ def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str]
     i = report_index
     excluded = np.zeros(n_spine, dtype=bool)
     if bitemporal and features.num_rows:  # a plain join would have matched a later row
-        plain_hit, plain = _winners(code_p, t_p, code_f, et, ia, bitemporal=False)
+        plain_hit, plain = _winners(code_p, t_p, code_f, et, ia, bitemporal=False) if ut is None else \
+            _subset_winners(code_p, t_p, code_f, et, ia, np.flatnonzero(ut == np.iinfo(np.int64).max),
+                            bitemporal=False)
         plain_ok = plain_hit if ttl_micros is None else plain_hit & (t_p - et[plain] <= ttl_micros)
         excluded = plain_ok & (~fresh | (et[np.where(fresh, winner, 0)] < et[np.where(plain_ok, plain, 0)]))
     return (out.append_column(f"_m{i}", pa.array(fresh))

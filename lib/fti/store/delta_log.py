@@ -47,10 +47,21 @@ class Changes:
             (``dataChange=false``: compaction, OPTIMIZE) wrote in place of such files.
         batches: Run id of each data commit in the range -> its version. Rows that carry their landing run
             id (raw tables' ``_batch``) are new exactly when it is one of these.
+        base: Set when the commit files up to ``base - 1`` are gone (Delta's log cleanup, once a checkpoint
+            covers them): every file live at ``base`` is then in ``files`` with version ``base``, and the batches
+            of its rows are not known from the log (the caller reads them from the rows' ``_batch``).
+        foreign: Data commits in the range that carry no fti run id (a writer other than fti, e.g. a Spark SQL
+            ``INSERT INTO``): version -> operation. Their rows carry no new landing batch.
     """
 
     files: dict[str, int]
     batches: dict[str, int]
+    base: int | None = None
+    foreign: dict[int, str] | None = None
+
+    def foreign_files(self) -> dict[str, int]:
+        """The live files that data commits without an fti run id (another writer) added in the range."""
+        return {p: v for p, v in self.files.items() if self.foreign and v in self.foreign}
 
 
 def commit_metadata_of(commit_info: dict[str, Any]) -> dict[str, Any]:
@@ -285,22 +296,31 @@ class DeltaLog:
 
         A rewrite without data change (compaction, OPTIMIZE) that removes a file added in the range carries
         its rows: the files it adds are reported too, so new rows are never lost to a compaction that ran
-        before the reader. Read from the commit files (no Change Data Feed); when one is gone (log
-        retention), the two snapshots are compared instead.
+        before the reader. Read from the commit files (no Change Data Feed). When some are gone (log cleanup),
+        the range starts over at the first version after them: every file live there counts as added by it
+        (``base``), so a reader older than the cleanup, or a new one, reads them all, never none.
         """
         start = -1 if after is None else after
-        root = self.path(name)
+        commits = list(self._commits(name, start, upto))
+        gone = [version for version, actions in commits if actions is None]
         files: dict[str, int] = {}
+        base = None
+        if gone:
+            base = min(max(gone) + 1, upto)
+            files = {f["path"]: base for f in self.file_actions(name, version=base)}
+            log.warning("%s: the commit files of versions %d..%d are gone (Delta's log cleanup): the rows of the %d "
+                        "file(s) live at version %d count as added by it", name, gone[0], max(gone),
+                        len(files), base)
+            commits = [(v, a) for v, a in commits if v > base]
+        root = self.path(name)
         batches: dict[str, int] = {}
-        for version, actions in self._commits(name, start, upto):
-            if actions is None:
-                before = {f["path"] for f in self.file_actions(name, version=start)} if start >= 0 else set()
-                return Changes({f["path"]: upto for f in self.file_actions(name, version=upto)
-                                if f["path"] not in before}, {})
+        foreign: dict[int, str] = {}
+        for version, actions in commits:
             carried = False
             adds: list[tuple[str, bool]] = []
             data_commit = False
-            for action in actions:
+            run_id, operation = None, "?"
+            for action in actions or []:
                 if "remove" in action:
                     removed = (root / unquote(action["remove"]["path"])).uri
                     if files.pop(removed, None) is not None and not action["remove"].get("dataChange", True):
@@ -311,15 +331,16 @@ class DeltaLog:
                     data_commit = data_commit or change
                 elif "commitInfo" in action:
                     run_id = commit_metadata_of(action["commitInfo"]).get("fti.run_id")
-                    if run_id:
-                        batches.setdefault(run_id, version)
+                    operation = action["commitInfo"].get("operation", "?")
             for path, change in adds:
                 if change or carried:
                     files[path] = version
-            if not data_commit:
-                batches = {r: v for r, v in batches.items() if v != version}
+            if data_commit and run_id:
+                batches.setdefault(run_id, version)
+            elif data_commit and any(change for _, change in adds):
+                foreign[version] = operation
         live = {f["path"] for f in self.file_actions(name, version=upto)}
-        return Changes({p: v for p, v in files.items() if p in live}, batches)
+        return Changes({p: v for p, v in files.items() if p in live}, batches, base, foreign)
 
     def commit_landed(self, name: str, *, after: int, paths: Sequence[str]) -> int | None:
         """The version after ``after`` whose commit added any of ``paths`` (absolute), or None.

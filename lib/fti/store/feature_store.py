@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from fti.errors import ConfigError, FtiError
 from fti.store import RunContext, TableStore, new_run_id
-from fti.store.pit import GroupJoin, PitResult, point_in_time_join
+from fti.store.pit import UNTIL, GroupJoin, PitResult, point_in_time_join
 from fti.store.manifest import GroupEntry, OutputEntry, SpineEntry, TrainingSetManifest
 from fti.store.training_set import code_version, content_hash
 from fti.timeutil import UTC, day_start, parse_duration
@@ -144,6 +144,8 @@ class FeatureStore:
     # ----------------------------------------------------------------------------- training sets
     def _joins(self, view: FeatureView, versions: Mapping[str, int], *,
                bitemporal: bool = False) -> tuple[list[GroupJoin], list[GroupEntry]]:
+        from pyspark.sql import functions as F
+
         joins, entries = [], []
         for g in view.groups:
             if not self.store.exists(g.table):
@@ -155,17 +157,19 @@ class FeatureStore:
             history = None
             if bitemporal:  # the rows recomputes replaced: what was known before each revision
                 history = self._history(g, versions)
-                if history is not None:
-                    old = self.store.read(history["table"], version=history["version"]).drop("replaced_at")
-                    rows = rows.unionByName(old.select(*[c for c in old.columns if c in rows.columns]),
-                                            allowMissingColumns=True)
+                if history is not None:  # a replaced row is a candidate only until its replacement (_until)
+                    old = self.store.read(history["table"], version=history["version"])
+                    old = old.select(*[c for c in old.columns if c in rows.columns],
+                                     old["replaced_at"].alias(UNTIL))
+                    rows = rows.withColumn(UNTIL, F.lit(None).cast("timestamp")).unionByName(
+                        old, allowMissingColumns=True)
                     count += self.store.row_count(history["table"], version=history["version"])
             missing = [c for c in list(g.columns.values()) + list(g.keys.values()) if c not in rows.columns]
             if missing:
                 raise _missing_columns(g, version, missing)
             joins.append(GroupJoin(g.group, rows, g.keys, g.columns,
                                    dt.timedelta(seconds=g.ttl_seconds) if g.ttl_seconds else None, g.event_time,
-                                   row_count=count))
+                                   row_count=count, until=UNTIL if UNTIL in rows.columns else None))
             entries.append(GroupEntry(group=g.group, table=g.table, version=version, keys=dict(g.keys),
                                       columns=dict(g.columns), ttl_seconds=g.ttl_seconds, event_time=g.event_time,
                                       history_table=history["table"] if history else None,
@@ -353,12 +357,16 @@ class FeatureStore:
                 cond = cond & pc.field(group_key).isin(values.cast(dataset.schema.field(group_key).type))
             rows = dataset.to_table(columns=cols, filter=cond)
             history = self._history(g, versions) if bitemporal else None
-            if history is not None:  # what was known before each revision
-                old = self.store.arrow_dataset(history["table"], version=history["version"]).to_table(columns=cols, filter=cond)
-                rows = pa.concat_tables([rows, old.cast(rows.schema)])
+            if history is not None:  # what was known before each revision, each replaced row until its replacement
+                old = self.store.arrow_dataset(history["table"], version=history["version"]).to_table(
+                    columns=cols + ["replaced_at"], filter=cond)
+                until = old.column("replaced_at").cast(pa.timestamp("us", tz="UTC"))
+                old = old.drop_columns(["replaced_at"]).cast(rows.schema).append_column(UNTIL, until)
+                rows = pa.concat_tables([rows.append_column(UNTIL, pa.nulls(rows.num_rows, until.type)), old])
             out = asof_merge(out, rows, spine_keys=list(g.keys), feature_keys=list(g.keys.values()),
                              spine_time=view.spine_time, event_time=g.event_time, columns=dict(g.columns),
-                             ttl_micros=g.ttl_seconds * 1_000_000 if g.ttl_seconds else None, bitemporal=bitemporal)
+                             ttl_micros=g.ttl_seconds * 1_000_000 if g.ttl_seconds else None, bitemporal=bitemporal,
+                             until=UNTIL if history is not None else None)
         return out
 
     def get_latest_features(self, group: str, keys: Sequence[Mapping[str, Any]] | DataFrame) -> DataFrame:

@@ -58,6 +58,8 @@ class GroupJoin:
         event_time: The group's event-time column.
         row_count: The group's row count if known (from the Delta log): a key set with no more rows than
             ``split_rows`` in all needs no hot-key scan.
+        until: The column of ``rows`` saying when a row was replaced (history rows of a bi-temporal read; null
+            for current rows): a replaced row is a candidate only while it was current.
     """
 
     name: str
@@ -67,6 +69,11 @@ class GroupJoin:
     ttl: dt.timedelta | None = None
     event_time: str = "event_time"
     row_count: int | None = None
+    until: str | None = None
+
+
+# the column of a bi-temporal read's history rows that says when a recompute replaced them (null: current row)
+UNTIL = "_until"
 
 
 @dataclass
@@ -124,7 +131,11 @@ def _asof_struct(spine: DataFrame, join: GroupJoin, spine_time: str, *, bitempor
     fields = [F.col(join.event_time).alias("event_time"), F.col("ingested_at").alias("ingested_at")]
     fields += [F.col(f"`{src}`").alias(f"_f{j}") for j, src in enumerate(join.columns.values())]
     feat_time = F.greatest(F.col(join.event_time), F.col("ingested_at")) if bitemporal else F.col(join.event_time)
-    feats = join.rows.select(*[F.col(f"`{g}`").alias(k) for g, k in zip(group_keys, knames)],
+    current, replaced = join.rows, None
+    if join.until:  # history rows: candidates only while current (bi-temporal), never in a plain read
+        current = join.rows.where(F.col(f"`{join.until}`").isNull())
+        replaced = join.rows.where(F.col(f"`{join.until}`").isNotNull()) if bitemporal else None
+    feats = current.select(*[F.col(f"`{g}`").alias(k) for g, k in zip(group_keys, knames)],
                              feat_time.alias("_ts"), F.lit(0).alias("_kind"), F.lit(None).cast("long").alias("_sid"),
                              F.struct(*fields).alias("_row"))
     not_null = F.lit(True)
@@ -141,6 +152,14 @@ def _asof_struct(spine: DataFrame, join: GroupJoin, spine_time: str, *, bitempor
     per_bucket = per_bucket.select(*knames, "_b", F.max("_bmax").over(earlier).alias("_prev"))
     matched = (union.where(F.col("_kind") == 1).join(per_bucket, [*knames, "_b"], "left")
                .select("_sid", F.greatest("_run", "_prev").alias("_row")))
+    if replaced is not None:  # each replaced row for the spine rows of its key inside [available, replaced_at)
+        old = replaced.select(*[F.col(f"`{g}`").alias(k) for g, k in zip(group_keys, knames)],
+                              feat_time.alias("_avail"), F.col(f"`{join.until}`").alias("_until"),
+                              F.struct(*fields).alias("_old"))
+        known = (spines.select(*knames, "_ts", "_sid").join(old, knames)
+                 .where((F.col("_avail") <= F.col("_ts")) & (F.col("_ts") < F.col("_until")))
+                 .groupBy("_sid").agg(F.max("_old").alias("_old")))
+        matched = matched.join(known, "_sid", "left").select("_sid", F.greatest("_row", "_old").alias("_row"))
     return matched
 
 
@@ -275,8 +294,10 @@ def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequenc
     for gi in indices:
         join = joins[gi]
         cols = {f"_c{gi}_{j}": src for j, src in enumerate(join.columns.values())}
+        until = F.col(f"`{join.until}`") if join.until else F.lit(None)
         rows = join.rows.select(*[F.col(f"`{join.keys[k]}`").cast(key_types[k]).alias(kn) for k, kn in zip(keys, knames)],
                                 F.col(f"`{join.event_time}`").alias("_et"), F.col("ingested_at").alias("_ia"),
+                                until.cast("timestamp").alias("_ut"),
                                 *[F.col(f"`{src}`").alias(c) for c, src in cols.items()], F.lit(gi).alias("_g"))
         feats = rows if feats is None else feats.unionByName(rows, allowMissingColumns=True)
         specs.append({"g": gi, "columns": dict(zip(join.columns, cols)),
@@ -286,6 +307,8 @@ def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequenc
         out_fields += [StructField(f"_m{gi}", BooleanType(), False), StructField(f"_age{gi}", DoubleType(), True),
                        StructField(f"_ttlx{gi}", BooleanType(), False), StructField(f"_btx{gi}", BooleanType(), False)]
     rows = [joins[gi].row_count for gi in indices]
+    if any(joins[gi].until for gi in indices):  # a replaced row's interval may span split ranges: no split
+        split_rows = None
     hot = [] if split_rows is None or (None not in rows and sum(rows) <= split_rows) else \
         _hot_keys(feats, knames, bitemporal=bitemporal, split_rows=split_rows, buckets=buckets)
     left = spine.withColumn("_b", _bucket_of(hot, [F.col(f"`{k}`") for k in keys], F.col(f"`{spine_time}`"),
@@ -303,7 +326,7 @@ def _cogroup_pass(spine: DataFrame, joins: Sequence[GroupJoin], indices: Sequenc
                 if feature_rows.num_rows else feature_rows
             out = asof_merge(out, group_rows, spine_keys=list(keys), feature_keys=knames, spine_time=spine_time,
                              event_time="_et", ingested_at="_ia", columns=spec["columns"],
-                             ttl_micros=spec["ttl"], bitemporal=bitemporal, report_index=spec["g"])
+                             ttl_micros=spec["ttl"], bitemporal=bitemporal, report_index=spec["g"], until="_ut")
         return out
 
     return left.groupBy("_b").cogroup(right.groupBy("_b")).applyInArrow(merge, schema=schema)
