@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from fti.errors import FtiError
 from fti.store import Match, RunContext, new_run_id
+from fti.store.predicate import sql_literal
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -128,14 +129,13 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
     # a key derived from raw columns (flights' flight_id): the raw rows that parse to it, as their JSON text
     derived = _raw_rows_deriving(store, settings.system, column, value)
     result.derived_in = sorted(derived)
-    literal = _literal(value)
     for table in store.list_tables():
         if table == name or not table.startswith(f"{settings.system}/"):
             continue
         before = store.version(table)
         columns = store.schema(table).fieldNames()
         if column in columns:
-            deleted = store.delete(table, f"CAST(`{column}` AS STRING) = '{literal}'", run=run)
+            deleted = store.delete(table, f"CAST(`{column}` AS STRING) = {sql_literal(value)}", run=run)
         elif table in derived:
             deleted = store.delete(table, derived[table][1], run=run)
         elif "raw_row" in columns:  # the quarantine keeps the raw row as JSON text
@@ -150,10 +150,6 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
         result.pinned += [p for p in pins if p.table == table and p.version < deleted.version]
     log.info(result.message)
     return result
-
-
-def _literal(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 # past this many raw rows, a derived key is not an entity but a wide selection (a deletion predicate per row)
@@ -197,7 +193,7 @@ def _raw_rows_deriving(store: TableStore, system_name: str, column: str, value: 
         for text in sorted(texts):
             fields = json.loads(text)
             clauses.append("(" + " AND ".join(
-                f"`{c}` = '{_literal(fields[c])}'" if fields.get(c) is not None else f"`{c}` IS NULL"
+                f"`{c}` = {sql_literal(fields[c])}" if fields.get(c) is not None else f"`{c}` IS NULL"
                 for c in source.columns) + ")")
         found[raw] = (texts, " OR ".join(clauses))
     return found

@@ -28,24 +28,16 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A timestamp column as int64 microseconds (nulls as the smallest value: they never match)."""
+def _micros(column: pa.ChunkedArray | pa.Array, *, null_last: bool = False) -> np.ndarray:
+    """A timestamp column as int64 microseconds: nulls as the smallest value (they never match), or with
+    ``null_last`` the largest (a replaced-at column: null is a current row)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return np.asarray(pc.fill_null(arr, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _until_micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A replaced-at column as int64 microseconds (null, a current row: the largest value)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return np.asarray(pc.fill_null(arr, np.iinfo(np.int64).max).to_numpy(zero_copy_only=False), dtype=np.int64)
+    fill = np.iinfo(np.int64).max if null_last else np.iinfo(np.int64).min
+    return np.asarray(pc.fill_null(arr, fill).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _key_codes(spine: pa.Table, spine_keys: Sequence[str], features: pa.Table,
@@ -217,7 +209,7 @@ def asof_merge(spine: pa.Table, features: pa.Table, *, spine_keys: Sequence[str]
         et = _micros(features.column(event_time))
         ia = _micros(features.column(ingested_at))
         t_p = _micros(spine.column(spine_time))
-        ut = _until_micros(features.column(until)) if until is not None and until in features.column_names else None
+        ut = _micros(features.column(until), null_last=True) if until is not None and until in features.column_names else None
         if ut is not None and bitemporal:
             hit, winner = _current_winners(code_p, t_p, code_f, et, ia, ut)
         elif ut is not None:

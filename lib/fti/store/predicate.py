@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 _MS = dt.timedelta(milliseconds=1)
 
 
-def _sql_literal(value: Any) -> str:
+def sql_literal(value: Any) -> str:
+    """A Python value as a Spark SQL literal (strings quoted and escaped, timestamps in UTC)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
@@ -63,7 +64,7 @@ class Match:
         terms = []
         for col, vals in self.values.items():
             in_list = [v for v in vals if v is not None]
-            parts = [f"`{col}` IN ({', '.join(_sql_literal(v) for v in in_list)})"] if in_list else []
+            parts = [f"`{col}` IN ({', '.join(sql_literal(v) for v in in_list)})"] if in_list else []
             if len(in_list) != len(vals):
                 parts.append(f"`{col}` IS NULL")
             terms.append("(" + " OR ".join(parts) + ")")
