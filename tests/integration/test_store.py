@@ -564,3 +564,59 @@ def test_vacuum_removes_orphans_of_killed_runs_but_never_a_running_writers_files
     assert [Path(p).name for p in result["deleted"]] == [old_orphan.name]
     assert not old_orphan.exists() and fresh.exists()
     assert store.file_uris(table) == live and [r.k for r in store.read(table).collect()] == ["a"]
+
+
+def test_an_interrupt_while_the_connector_commits_deletes_no_file_the_commit_references(spark, store, table, tmp_path,
+                                                                                      monkeypatch):
+    """Ctrl-C while the main thread waits in py4j for the connector's commit aborts only the Python side: the
+    JVM goes on and writes the commit. The clean-up of a failed write must not delete the files that commit
+    then references (the interrupt is held until the commit call returns, then raised)."""
+    import signal
+    import threading
+
+    from fti.store.native import _Scala
+
+    if store.backend_name == "delta-rs":
+        pytest.skip("the bridge commits in this process: an interrupt arrives once the commit call returned")
+    store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    before = store.version(table)
+    scala = _Scala(spark)
+    spark.conf.set("spark.databricks.delta.commitLock.enabled", "true")
+    # the connector commits under the table's snapshot lock (as does startTransaction): once the write's files
+    # are written, a second thread takes it, so that the main thread's commit call waits in the JVM while the
+    # interrupt arrives; released, the JVM writes the commit
+    lock = scala.delta.DeltaLog.forTable(scala.jspark, store.uri(table)).snapshotLock()
+    release_files = tmp_path / "files-written"
+    monkeypatch.setenv("FTI_FAULT", f"after_files@{table}:wait={release_files}")
+    release = threading.Event()
+
+    def hold_then_interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while not Path(f"{release_files}.reached").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lock.lock()  # a JVM thread of its own: py4j pins one to each Python thread
+        try:
+            release_files.touch()
+            while not lock.hasQueuedThreads() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # what Ctrl-C does
+            release.wait(2.0)  # the Python side has given up on the commit by now (on the old code)
+        finally:
+            lock.unlock()
+
+    holder = threading.Thread(target=hold_then_interrupt, daemon=True)
+    holder.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.append(table, rows_df(spark, [("b", ts(2013, 1, 2), dt.date(2013, 1, 2), 2.0)]))
+    finally:
+        monkeypatch.delenv("FTI_FAULT")
+        holder.join(60)
+        spark.conf.unset("spark.databricks.delta.commitLock.enabled")
+    deadline = time.monotonic() + 30
+    while store.version(table) == before and time.monotonic() < deadline:  # the JVM may still be committing
+        time.sleep(0.2)
+    assert store.version(table) == before + 1, "the commit the interrupt came during landed"
+    missing = [u for u in store.file_uris(table) if not Path(u.removeprefix("file://")).is_file()]
+    assert not missing, f"the committed version points at deleted files: {missing}"
+    assert sorted(r.k for r in store.read(table).collect()) == ["a", "b"]

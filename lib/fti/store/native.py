@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import signal
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote
@@ -64,6 +66,40 @@ def _java_class(exc: BaseException) -> str:
         return java.getClass().getName() if java is not None else ""
     except Exception:  # noqa: BLE001 - a dead gateway: no class to report
         return ""
+
+
+class CommitAbandoned(KeyboardInterrupt):
+    """A second interrupt while the JVM commits: the Python side gives up waiting; whether the commit landed is
+    unknown, so its files are kept (a vacuum removes them if it did not)."""
+
+
+@contextmanager
+def _interrupts_held(what: str) -> Iterator[None]:
+    """Hold Ctrl-C while the main thread waits in py4j for a JVM call that cannot be taken back (a commit).
+
+    An interrupt aborts only the Python side of a py4j call: the JVM goes on and may write the commit after
+    the failed write's clean-up looked at the log and deleted the files the commit then references. Held, the
+    interrupt is raised once the call returned, when the log tells for sure whether the commit landed. A second
+    interrupt raises :class:`CommitAbandoned` at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise CommitAbandoned(f"interrupted twice while {what}: its files are kept")
+        log.warning("interrupt received while %s: waiting for it to finish (interrupt again to stop at once)", what)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _is_conflict(exc: BaseException) -> bool:
@@ -217,10 +253,11 @@ class NativeStore(TableStore):
                 scala.none(), scala.none(), scala.some(True) if allow_new_columns else scala.none(),
                 scala.none(), scala.none())
             with self.commit_lock(name):
-                version = int(jtxn.commit(actions, operation))
+                with _interrupts_held(f"committing {name}"):
+                    version = int(jtxn.commit(actions, operation))
                 fault_point("after_log_write", table=name)  # an error here must keep the committed files
         except BaseException as exc:
-            landed = not self._not_landed(name, read_version, written)
+            landed = isinstance(exc, CommitAbandoned) or not self._not_landed(name, read_version, written)
             if not landed:
                 self._remove_files(name, written)
             if not isinstance(exc, Exception):
