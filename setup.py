@@ -49,5 +49,7 @@ setup(
     package_data={"fti.conf": ["*.yaml"]},
     install_requires=CORE,
     extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST},
-    entry_points={"console_scripts": ["fti = fti.cli:main"]},
+    # fti.projects: the projects this package publishes (name = module with build()); a team's wheel does the same
+    entry_points={"console_scripts": ["fti = fti.cli:main"],
+                  "fti.projects": ["flights = fti.examples.flights", "synthetic = fti.examples.synthetic"]},
 )

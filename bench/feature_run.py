@@ -86,7 +86,7 @@ def _trailing_sql(keys: list[str], time_col: str, delay_col: str, windows: tuple
 
 
 def _weather_sql(files: list[str], first: dt.date, last: dt.date) -> str:
-    from fti.features.flights.parse import WEATHER_FLOATS, WEATHER_RANGES
+    from fti.examples.flights.parse import WEATHER_FLOATS, WEATHER_RANGES
 
     casts = ", ".join(f"TRY_CAST(trim({c}) AS DOUBLE) AS {c}_v" for c in WEATHER_FLOATS)
     in_range = " AND ".join(f"({c}_v IS NULL OR {c}_v BETWEEN {lo} AND {hi})" for c, (lo, hi) in WEATHER_RANGES.items())
@@ -156,8 +156,8 @@ def main() -> int:
 
     from fti.config import load_config
     from fti.features import pipeline
-    from fti.features.flights import replay
-    from fti.features.systems import get_system
+    from fti.ingest import load_through
+    from fti.projects import load_project
     from fti.store import DeltaLog, open_store
 
     with tempfile.TemporaryDirectory(prefix="fti-bench-") as tmp:
@@ -166,14 +166,14 @@ def main() -> int:
         january = folder / "january"
         settings = load_config("flights", home=january)
         store = open_store(spark, settings)
-        first = replay.replay(spark, store, "flights", through=JAN, batch="month")
+        first = load_through(store, settings, through=JAN, batch="month")
         pipeline.run(store, settings, now=first[-1].now)
         homes = []
         for i in range(args.repeat + 1):  # each timed run starts from its own copy with February landed
             home = folder / f"run-{i}"
             shutil.copytree(january, home, ignore=shutil.ignore_patterns("_locks"))
             s = load_config("flights", home=home)
-            batch = replay.replay(spark, open_store(spark, s), "flights", through=FEB, batch="month")[-1]
+            batch = load_through(open_store(spark, s), s, through=FEB, batch="month")[-1]
             homes.append((s, batch))
 
         def ours():
@@ -184,7 +184,7 @@ def main() -> int:
         ours_s, ours_runs, (s, run) = median_of(ours, args.repeat)
         log = DeltaLog(s.home)
         days = {o.table.split("/")[1]: (o.first_day, o.last_day) for o in run.outputs if o.first_day}
-        zones = get_system("flights").context(open_store(spark, s), "flights")["airport_zones"]
+        zones = load_project(s).reference_data(open_store(spark, s))["airport_zones"]
         versions = dict(run.raw_versions)
         ref_s, ref_runs, theirs = median_of(lambda: reference(log, versions, zones, days), args.repeat)
         fti_store = open_store(spark, s)

@@ -31,7 +31,7 @@ def main() -> int:
 
     from fti.config import load_config
     from fti.features import pipeline
-    from fti.features.synthetic.generate import ingest
+    from fti.ingest import load_through
     from fti.store.delta_rs import DeltaRsStore
     from fti.timeutil import day_start
 
@@ -40,7 +40,7 @@ def main() -> int:
         spark, spark_start = spark_session(folder / "spark-home")
 
         def land(home: Path, through: dt.date, batch: str) -> None:
-            ingest(spark, DeltaRsStore(spark, home), load_config("synthetic", home=home), through=through, batch=batch,
+            load_through(DeltaRsStore(spark, home), load_config("synthetic", home=home), through=through, batch=batch,
                    entities=args.entities, events_per_day=args.events_per_day)
 
         def featurize(home: Path, day: dt.date):

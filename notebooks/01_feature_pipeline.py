@@ -34,14 +34,9 @@ through = dt.date.fromisoformat(dbutils.widgets.get("through"))
 
 # COMMAND ----------
 
-if settings.system == "flights":
-    from fti.features.flights.replay import replay
+from fti.ingest import load_through
 
-    batches = replay(spark, store, settings.system, through=through, batch=dbutils.widgets.get("batch"))
-else:
-    from fti.features.synthetic.generate import ingest
-
-    batches = ingest(spark, store, settings, through=through, batch=dbutils.widgets.get("batch"))
+batches = load_through(store, settings, through=through, batch=dbutils.widgets.get("batch"))  # the project's loader
 print(f"landed {len(batches)} batch(es)")
 
 # COMMAND ----------

@@ -1,7 +1,8 @@
 """The ``fti`` command. Each subcommand parses its options and calls one library function.
 
-Global options (accepted before or after the subcommand): ``--system``, ``--conf``, ``--profile``,
-``--home``, ``--debug``. Errors print one line (and a hint) and exit non-zero; tracebacks only with
+Global options (accepted before or after the subcommand): ``--project``, ``--system``, ``--conf``,
+``--profile``, ``--home``, ``--debug``. Which project a command runs on: :mod:`fti.projects` (with none named
+anywhere, the shipped flights example). Errors print one line (and a hint) and exit non-zero; tracebacks only with
 ``--debug``.
 """
 
@@ -25,7 +26,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--system", default=default, help="example system: flights, synthetic (default flights)")
+    parser.add_argument("--project", default=default, help="project folder (its fti.yaml; also FTI_PROJECT, or the "
+                        "current folder when it holds one)")
+    parser.add_argument("--system", default=default, help="a shipped example or installed project by name: flights, "
+                        "synthetic (default flights when no project is found)")
     parser.add_argument("--conf", default=default, help="YAML config file (default ./conf/<system>.yaml, else the one shipped with fti)")
     parser.add_argument("--profile", default=default, help="config profile: local (default), cluster")
     parser.add_argument("--home", default=default, help="home of all state: a folder, or an s3a://, gs://, abfss:// "
@@ -36,9 +40,12 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 def _settings(args: argparse.Namespace):
     from fti.config import ensure_home, load_config
+    from fti.projects import DEFAULT_EXAMPLE, implicit_project_file
 
-    settings = load_config(args.system or ("flights" if not args.conf else None), conf=args.conf,
-                           profile=args.profile, home=args.home)
+    system = args.system
+    if system is None and args.conf is None and args.project is None and implicit_project_file(os.environ) is None:
+        system = DEFAULT_EXAMPLE
+    settings = load_config(system, project=args.project, conf=args.conf, profile=args.profile, home=args.home)
     ensure_home(settings)
     return settings
 
@@ -107,18 +114,18 @@ def _clock(args: argparse.Namespace, settings) -> "dt.datetime | None":
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Land raw data: the flights replay, a synthetic batch, or an external file."""
+    """Land raw data: a file into a source, or the project's own loader (``--through DAY``)."""
     from pathlib import Path
 
-    from fti.features.systems import get_system
-    from fti.ingest import land_file
+    from fti.ingest import land_file, load_through
+    from fti.projects import load_project
     from fti.report import format_table
     from fti.timeutil import UTC, parse_day
 
     settings, spark, store = _session(args)
     now = _clock(args, settings)
-    system = get_system(settings.system)
     if args.file:
+        system = load_project(settings)
         if not args.source or args.source not in system.sources:
             raise FtiError(f"--file needs --source, one of: {', '.join(system.sources)}")
         result = land_file(spark, store, settings.system, system.sources[args.source], Path(args.file),
@@ -127,25 +134,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               f"(version {result.version})")
         return 0
     if not args.through:
-        raise FtiError("fti ingest needs --through DAY (replay) or --source S --file PATH")
-    through = parse_day(args.through, option="--through")
-    batch = args.batch or settings.config.ingest.batch
-    if settings.system == "flights":
-        from fti.features.flights.replay import replay
-
-        start = parse_day(settings.config.ingest.start, option="ingest.start") if settings.config.ingest.start else None
-        batches = replay(spark, store, settings.system, through=through, batch=batch, now=now,
-                         **({"start": start} if start else {}))
-    else:
-        from fti.features.synthetic.generate import ingest as synthetic_ingest
-
-        batches = synthetic_ingest(spark, store, settings, through=through, batch=batch, now=now,
-                                   entities=args.entities, events_per_day=args.events_per_day)
+        raise FtiError("fti ingest needs --through DAY (the project's loader) or --source S --file PATH")
+    batches = load_through(store, settings, through=parse_day(args.through, option="--through"), batch=args.batch,
+                           now=now, entities=args.entities, events_per_day=args.events_per_day)
     if not batches:
         print(f"already landed through {args.through}: nothing to do")
         return 0
-    print(format_table([(b.first_day, b.last_day, b.now.isoformat(), *b.counts(), b.version) for b in batches],
-                       ["first day", "last day", "landed at (UTC)", *batches[0].count_names(), "raw version"]))
+    names = list(batches[0].counts)
+    print(format_table([(b.first_day, b.last_day, b.now.isoformat(), *(b.counts.get(n, 0) for n in names), b.version)
+                        for b in batches], ["first day", "last day", "landed at (UTC)", *names, "raw version"]))
     return 0
 
 
@@ -197,14 +194,24 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a runnable starter project (an example's config and definitions) into a folder."""
+    from fti.projects import init_project
+
+    written = init_project(args.folder, example=args.example)
+    print("\n".join(f"wrote {path}" for path in written))
+    print(f"\nnext: cd {args.folder} && fti ingest --through 2024-02-29 && fti features && fti train && fti score"
+          if args.example == "synthetic" else
+          f"\nnext: cd {args.folder} && fti demo   (or fti ingest --through DAY, fti features, fti train, fti score)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run every stage built so far on the real flights data."""
+    """The whole FTI cycle on a project with a ``demo`` section (the real flights data by default)."""
     from fti.catalog import build_catalog
     from fti.demo import run_demo
     from fti.report import format_table
 
-    if args.system not in (None, "flights"):
-        raise FtiError("fti demo runs the flights system", hint="drop --system or pass --system flights")
     from fti.progress import StageProgress
 
     settings, spark, store = _session(args)
@@ -212,8 +219,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         logging.getLogger("fti").setLevel(logging.WARNING)
     with StageProgress() as progress:
         report = run_demo(store, settings, progress=progress)
-    landed = sum(b.flights for b in report.batches)
-    print(f"\nlanded {len(report.batches)} new batch(es), {landed} flights; "
+    landed = sum(next(iter(b.counts.values()), 0) for b in report.batches)
+    what = next(iter(report.batches[0].counts), "rows") if report.batches else "rows"
+    print(f"\nlanded {len(report.batches)} new batch(es), {landed} {what}; "
           f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s")
     if report.train is not None:
         t = report.train
@@ -223,7 +231,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(f"model version {report.trained_version} is already trained on the current inputs: not retrained")
     sc = report.score
-    print(f"scored {sc.scored} flights (population {sc.population}, {sc.without_features} without group features) "
+    print(f"scored {sc.scored} entities (population {sc.population}, {sc.without_features} without group features) "
           f"as of {sc.as_of.isoformat()} with {sc.model}/{sc.model_version} in {report.seconds['score']:.0f} s")
     for r in report.monitor["runs"]:
         auc = r.get("realized_auc")
@@ -351,7 +359,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         ("population", report.population),
         ("predictions", report.scored),
         ("scored without any group feature", report.without_features),
-        ("predicted delayed", report.positives),
+        ("predicted positive", report.positives),
         ("feature versions", json.dumps(report.feature_versions, sort_keys=True)),
         ("table", f"{report.table} v{report.version}"),
         ("seconds", f"{report.seconds:.1f}"),
@@ -477,14 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (schema_version 1)")
     p.set_defaults(handler=cmd_catalog)
 
-    p = sub.add_parser("ingest", parents=[common], help="land raw data (flights replay, synthetic batch, or a file)")
+    p = sub.add_parser("ingest", parents=[common], help="land raw data: a file into a source, or the project's own loader up to a day")
     p.add_argument("--through", help="replay up to this day (inclusive, system time zone), YYYY-MM-DD")
     p.add_argument("--batch", choices=["day", "week", "month"], help="replay batch size (default from config)")
     p.add_argument("--now", help="landing clock, ISO-8601 (default: the end of each batch; for --file: now)")
-    p.add_argument("--source", help="raw source to land --file into (flights: raw_flights, raw_weather...)")
+    p.add_argument("--source", help="raw source to land --file into (the project's source names)")
     p.add_argument("--file", help="CSV (with header) or parquet file to land")
-    p.add_argument("--entities", type=int, help="synthetic: number of entities")
-    p.add_argument("--events-per-day", type=int, help="synthetic: events per entity and day")
+    p.add_argument("--entities", type=int, help="passed to the project's loader (the synthetic example: number of entities)")
+    p.add_argument("--events-per-day", type=int, help="passed to the project's loader (the synthetic example: events per entity and day)")
     p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("features", parents=[common], help="run the feature pipeline (or: features accept)")
@@ -559,7 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="install: fetch again")
     p.set_defaults(handler=cmd_connector)
 
-    p = sub.add_parser("demo", parents=[common], help="run every built stage on the real flights data")
+    p = sub.add_parser("init", help="write a runnable starter project (fti.yaml + definitions) into a folder")
+    p.add_argument("folder", help="the project folder (created; must not hold a project yet)")
+    p.add_argument("--example", default="synthetic", choices=["flights", "synthetic"],
+                   help="which shipped example to start from (default synthetic: its own seeded generator)")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("demo", parents=[common], help="the whole FTI cycle on a project with a demo section (default: the real flights data)")
     p.set_defaults(handler=cmd_demo)
     return parser
 

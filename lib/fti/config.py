@@ -1,4 +1,5 @@
-"""Typed configuration: ``conf/<system>.yaml`` + a profile + environment overrides.
+"""Typed configuration: a project file (``DIR/fti.yaml``, or ``conf/<system>.yaml`` of a shipped example) + a
+profile + environment overrides. Which file is read: :mod:`fti.projects`.
 
 Precedence, lowest first: the YAML's top level, the YAML's ``profiles.<name>`` section, environment
 variables ``FTI__SECTION__KEY=value`` (values parsed as YAML scalars), then explicit arguments
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from fti.errors import ConfigError
 from fti.location import Location
@@ -29,6 +30,14 @@ DEFAULT_HOME = "lakehouse"
 ENV_PREFIX = "FTI__"
 MODEL_NAME_PART = re.compile(r"[A-Za-z0-9_\-]+")
 PACKAGED_CONF = Path(importlib.import_module("fti.conf").__file__).resolve().parent  # conf/: the shipped systems
+
+
+def _iso_text(value: Any) -> Any:
+    """A YAML date or timestamp (``2013-12-01`` unquoted) as the text the config keeps."""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+IsoText = Annotated[str, BeforeValidator(_iso_text)]
 
 
 class StrictModel(BaseModel):
@@ -99,12 +108,7 @@ class IngestConfig(StrictModel):
     """Raw landing: replay batch size, first day, and the synthetic generator's parameters."""
 
     batch: Literal["day", "week", "month"] = "week"
-    start: str | None = None
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _day_text(cls, value: Any) -> Any:
-        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+    start: IsoText | None = None
     entities: int = Field(1000, ge=1)
     events_per_day: int = Field(3, ge=1)
     seed: int = 7
@@ -149,13 +153,8 @@ class FeatureViewConfig(StrictModel):
 class WindowConfig(StrictModel):
     """A time window of prediction days: ``start`` inclusive, ``end`` exclusive (system time zone)."""
 
-    start: str
-    end: str
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _day_text(cls, value: Any) -> Any:
-        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+    start: IsoText
+    end: IsoText
 
 
 class TrainingConfig(StrictModel):
@@ -216,10 +215,23 @@ class ScoringConfig(StrictModel):
     local_max_rows: int = Field(5_000_000, ge=0)
 
 
+class DemoConfig(StrictModel):
+    """``fti demo``: land month by month from ``ingest.start`` through ``through`` with a feature run after each
+    month, train, score as of ``score_as_of`` (project zone unless it has an offset), monitor."""
+
+    through: IsoText
+    score_as_of: IsoText
+
+
 class SystemConfig(StrictModel):
-    """One example system (``flights``, ``synthetic``) and where it runs."""
+    """A project (``system``: its name, the prefix of its tables) and where it runs.
+
+    ``definitions`` names the module (or package) in the project file's folder that builds the project's
+    definitions (:mod:`fti.authoring`); without it, the installed package that publishes ``system`` in the
+    ``fti.projects`` entry point group does (the shipped examples)."""
 
     system: str
+    definitions: str | None = None
     description: str = ""
     timezone: str = "UTC"
     home: str | None = None
@@ -235,6 +247,7 @@ class SystemConfig(StrictModel):
     training: TrainingConfig | None = None
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    demo: DemoConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -313,10 +326,12 @@ def find_conf_file(system: str, conf: str | os.PathLike[str] | None = None) -> P
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist", hint="pass --conf PATH to a YAML file")
         return path
+    from fti.projects import published_conf
+
     validate_system_name(system)
     candidates = [Path.cwd() / "conf" / f"{system}.yaml", PACKAGED_CONF / f"{system}.yaml"]
-    for path in candidates:
-        if path.is_file():
+    for path in (candidates[0], published_conf(system), candidates[1]):
+        if path is not None and path.is_file():
             return path
     shipped = sorted(p.stem for p in PACKAGED_CONF.glob("*.yaml"))
     raise ConfigError(
@@ -394,6 +409,7 @@ def _format_validation_error(err: ValidationError, source: str,
 def load_config(
     system: str | None = None,
     *,
+    project: str | os.PathLike[str] | None = None,
     conf: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     home: str | os.PathLike[str] | None = None,
@@ -402,7 +418,9 @@ def load_config(
     """Load and validate a system's configuration.
 
     Args:
-        system: System name; may be omitted when ``conf`` is given.
+        system: Project name (a shipped example, or one an installed package publishes); may be omitted when
+            ``project`` or ``conf`` is given, or ``FTI_PROJECT`` / ``./fti.yaml`` names the project.
+        project: A project folder (its ``fti.yaml``).
         conf: Path to a YAML file instead of ``conf/<system>.yaml``.
         profile: Profile to apply (``local`` default, ``cluster``); ``FTI_PROFILE`` otherwise.
         home: Home folder; else ``FTI_HOME``, else the YAML's ``home``, else ``./lakehouse``.
@@ -414,9 +432,17 @@ def load_config(
     Raises:
         ConfigError: Unknown keys, bad values, a missing file or profile.
     """
+    from fti.projects import implicit_project_file, project_file
+
     env = os.environ if env is None else env
-    if system is None and conf is None:
-        raise ConfigError("no system given", hint="pass --system NAME (for example --system flights)")
+    if conf is None and project is not None:
+        conf = project_file(project, via="--project")
+    elif conf is None and system is None:
+        conf = implicit_project_file(env)
+        if conf is None:
+            raise ConfigError("no project given, and the current folder holds no fti.yaml",
+                              hint="pass --project DIR (create one with fti init DIR), or --system NAME for a shipped "
+                                   "example (flights, synthetic)")
     path = find_conf_file(system or "", conf)
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -1,10 +1,12 @@
-"""``fti demo``: the whole FTI cycle on the real flights data, in one process with one Spark session.
+"""``fti demo``: the whole FTI cycle on a project, in one process with one Spark session.
 
-Lands Jan 1 - Dec 1 2013 in monthly batches with an incremental feature run after each batch (the
-feature run's clock is the batch's arrival time), builds the training set, trains on Ray and registers
-in MLflow, scores the flights of Dec 1 (prediction time 2013-12-01T00:00 New York), and runs
-monitoring. A rerun continues where the last one stopped: nothing new is landed or featurized, the
-model is not retrained when its training set's inputs are unchanged, and scoring replaces its own rows.
+Runs on any project whose project file has a ``demo`` section (the flights example's: Jan 1 - Dec 1 2013, real
+data). Lands month by month with the project's own loader from ``ingest.start`` through ``demo.through``, with
+an incremental feature run after each landed month (the feature run's clock is the batch's arrival time),
+builds the training set, trains on Ray and registers in MLflow, scores as of ``demo.score_as_of`` (flights:
+2013-12-01T00:00 New York), and runs monitoring. A rerun continues where the last one stopped: nothing new is
+landed or featurized, the model is not retrained when its training set's inputs are unchanged, and scoring
+replaces its own rows.
 """
 
 from __future__ import annotations
@@ -15,25 +17,23 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fti.errors import ConfigError
 from fti.features import pipeline
-from fti.features.flights import replay
-from fti.timeutil import plan_batches
+from fti.ingest import load_through
+from fti.timeutil import day_start, parse_day, parse_instant, plan_batches
 
 if TYPE_CHECKING:
+    from fti.authoring import LandedBatch
     from fti.config import Settings
     from fti.progress import StageProgress
     from fti.store import TableStore
 
 log = logging.getLogger(__name__)
-DEMO_THROUGH = dt.date(2013, 12, 1)
-
-
-DEMO_AS_OF = dt.datetime(2013, 12, 1, 5, 0, tzinfo=dt.timezone.utc)  # 2013-12-01T00:00 New York
 
 
 @dataclass
 class DemoReport:
-    batches: list[replay.BatchResult] = field(default_factory=list)
+    batches: list[LandedBatch] = field(default_factory=list)
     feature_runs: list[pipeline.FeatureRunReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     train: object | None = None
@@ -48,39 +48,55 @@ def month_ends(start: dt.date, through: dt.date) -> list[dt.date]:
     return ends
 
 
-def run_demo(store: TableStore, settings: Settings, *, through: dt.date = DEMO_THROUGH,
-             progress: StageProgress | None = None) -> DemoReport:
-    """Ingest and featurize month by month up to ``through``, continuing from what is already landed; then train,
-    score and monitor. ``progress`` gets one line per stage (each month, training, scoring, monitoring)."""
-    if settings.system != "flights":
-        raise ValueError("the demo runs the flights system")
+def demo_plan(settings: Settings) -> tuple[dt.date, dt.date, dt.datetime]:
+    """(first day, last day, scoring instant) of the project's demo.
+
+    Raises:
+        ConfigError: The project file has no ``demo`` section, or no ``ingest.start``.
+    """
+    cfg = settings.config
+    if cfg.demo is None or not cfg.ingest.start or cfg.training is None:
+        missing = "demo" if cfg.demo is None else "ingest.start" if not cfg.ingest.start else "training"
+        raise ConfigError(f"project {settings.system} ({settings.source}) has no '{missing}' section for fti demo",
+                          hint="give it ingest.start, training and demo: {through: DAY, score_as_of: TIMESTAMP} "
+                               "(see the flights example's), or run the commands one by one")
+    return (parse_day(cfg.ingest.start, option="ingest.start"), parse_day(cfg.demo.through, option="demo.through"),
+            parse_instant(cfg.demo.score_as_of, cfg.timezone, option="demo.score_as_of"))
+
+
+def run_demo(store: TableStore, settings: Settings, *, progress: StageProgress | None = None) -> DemoReport:
+    """Ingest and featurize month by month up to ``demo.through``, continuing from what is already landed; then
+    train, score and monitor. ``progress`` gets one line per stage (each month, training, scoring, monitoring)."""
+    first, through, as_of = demo_plan(settings)
     report = DemoReport()
     t0 = time.perf_counter()
-    done = replay.landed_through(store, settings.system)
-    first = done + dt.timedelta(days=1) if done else replay.FIRST_DAY
     months = month_ends(first, through)
     if progress:
-        progress.plan(max(len(months), 1) + 3, first=f"month {months[0]:%Y-%m}" if months else "features")
+        progress.plan(len(months) + 3, first=f"month {months[0]:%Y-%m}" if months else "features")
     for i, last in enumerate(months):
         t = time.perf_counter()
-        batches = replay.replay(store.spark, store, settings.system, through=last, batch="month")
+        batches = load_through(store, settings, through=last, batch="month")
         report.batches += batches
-        clock = batches[-1].now if batches else None
-        run = pipeline.run(store, settings, now=clock)
-        report.feature_runs.append(run)
+        landed = ", ".join(f"{sum(b.counts.get(k, 0) for b in batches):,} {k}" for k in batches[0].counts) \
+            if batches else "nothing new"
+        written = ""
+        if batches:  # an already landed month was featurized by the run after its landing (or by the one below)
+            run = pipeline.run(store, settings, now=batches[-1].now)
+            report.feature_runs.append(run)
+            written = f", {_written(run)} of {len(run.outputs)} tables written"
         if progress:
-            progress.done(f"month {last:%Y-%m}: landed {sum(b.flights for b in batches):,} flights, "
-                          f"{_written(run)} of {len(run.outputs)} tables written", time.perf_counter() - t,
+            progress.done(f"month {last:%Y-%m}: landed {landed}{written}", time.perf_counter() - t,
                           next_stage=f"month {months[i + 1]:%Y-%m}" if i + 1 < len(months) else "training")
     # a previous demo may have landed data and stopped before featurizing it
     if not report.feature_runs:
         t = time.perf_counter()
-        clock = replay.day_start(through + dt.timedelta(days=1), replay.TZ)
+        clock = day_start(through + dt.timedelta(days=1), settings.config.timezone)
+        if progress:
+            progress.plan(progress.total + 1, first="features")
         report.feature_runs.append(pipeline.run(store, settings, now=clock))
         if progress:
             progress.done(f"features: {_written(report.feature_runs[-1])} of "
-                          f"{len(report.feature_runs[-1].outputs)} tables written", time.perf_counter() - t,
-                          next_stage="training")
+                          f"{len(report.feature_runs[-1].outputs)} tables written", time.perf_counter() - t)
     report.seconds["ingest+features"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     existing = _model_for_current_inputs(store, settings)
@@ -102,10 +118,10 @@ def run_demo(store: TableStore, settings: Settings, *, through: dt.date = DEMO_T
     from fti.inference import monitoring
     from fti.inference.pipeline import run as score
 
-    report.score = score(store, settings, as_of=DEMO_AS_OF)
+    report.score = score(store, settings, as_of=as_of)
     report.seconds["score"] = time.perf_counter() - t2
     if progress:
-        progress.done(f"scored {report.score.scored:,} flights as of {DEMO_AS_OF:%Y-%m-%d %H:%M}Z",
+        progress.done(f"scored {report.score.scored:,} entities as of {as_of.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}Z",
                       report.seconds["score"], next_stage="monitoring")
     t3 = time.perf_counter()
     report.monitor = monitoring.run(store, settings)

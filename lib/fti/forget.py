@@ -73,9 +73,9 @@ def parse_where(where: str) -> tuple[str, str]:
 
 def entity_columns(settings: Settings) -> set[str]:
     """The key columns an entity can be forgotten by: every feature group key and spine key."""
-    from fti.features.systems import get_system
+    from fti.projects import load_project
 
-    system = get_system(settings.system)
+    system = load_project(settings)
     keys = {k for g in system.groups for k in g.keys}
     for view in settings.config.feature_views.values():
         keys |= set(view.spine.keys)
@@ -127,7 +127,7 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
                                       _parse_datatype_string(FORGOTTEN_DDL))
     store.replace_where(name, row, Match.of(column=[column], value=[value]), run=run)
     # a key derived from raw columns (flights' flight_id): the raw rows that parse to it, as their JSON text
-    derived = _raw_rows_deriving(store, settings.system, column, value)
+    derived = _raw_rows_deriving(store, settings, column, value)
     result.derived_in = sorted(derived)
     for table in store.list_tables():
         if table == name or not table.startswith(f"{settings.system}/"):
@@ -156,7 +156,7 @@ def _forget(store: TableStore, settings: Settings, *, column: str, value: str, p
 MAX_DERIVED_ROWS = 10_000
 
 
-def _raw_rows_deriving(store: TableStore, system_name: str, column: str, value: str) -> dict[str, tuple[set[str], str]]:
+def _raw_rows_deriving(store: TableStore, settings: Settings, column: str, value: str) -> dict[str, tuple[set[str], str]]:
     """For a key that a source's parser DERIVES from raw columns: the raw rows that parse to ``value``.
 
     Returns raw table -> (the rows' JSON text, as the quarantine keeps it; a predicate on the raw columns that
@@ -164,16 +164,16 @@ def _raw_rows_deriving(store: TableStore, system_name: str, column: str, value: 
     """
     from pyspark.sql import functions as F
 
-    from fti.features.systems import get_system
+    from fti.projects import load_project
 
-    system = get_system(system_name)
+    system = load_project(settings)
     context: dict | None = None
     found: dict[str, tuple[set[str], str]] = {}
     for source_name, source in system.sources.items():
         raw = source.table(system.name)
         if source_name not in system.parsers or not store.exists(raw) or column in store.schema(raw).fieldNames():
             continue
-        context = system.context(store, system.name) if context is None else context
+        context = system.reference_data(store) if context is None else context
         rows = store.read(raw).withColumns({
             "_raw_row": F.to_json(F.struct(*[F.col(c) for c in source.columns])), "_raw_version": F.lit(None).cast("long"),
             "_raw_ingested_at": F.col("ingested_at"), "_raw_land_day": F.col("land_day")})

@@ -15,6 +15,8 @@ from fti.store import CommitResult, RunContext, TableStore, Txn
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from fti.config import Settings
+
 log = logging.getLogger(__name__)
 
 INGEST_APP = "fti.ingest:"
@@ -168,3 +170,28 @@ def land_file(spark: SparkSession, store: TableStore, system: str, source: Sourc
                   run=run or RunContext(pipeline="ingest"))
     log.info("landed %d rows of %s into %s (version %d)", rows, path, source.table(system), result.version)
     return result
+
+
+def load_through(store: TableStore, settings: Settings, *, through: dt.date, batch: str | None = None,
+                 now: dt.datetime | None = None, **options: object) -> list:
+    """Run the project's own data loader (its ``Project.load``) up to ``through``: what ``fti ingest --through``,
+    notebook 01 and ``fti demo`` call; ``options`` (only those given) go to the loader.
+
+    Returns:
+        The loader's :class:`fti.authoring.LandedBatch` list (empty when already landed through that day).
+
+    Raises:
+        FtiError: The project has no loader (its data arrives as files).
+    """
+    from fti.authoring import Landing
+    from fti.projects import load_project
+
+    project = load_project(settings)
+    if project.load is None:
+        raise FtiError(f"project {settings.system} ({settings.source}) has no data loader (Project.load), so "
+                       "there is nothing to land --through a day",
+                       hint=f"land files with: fti ingest --source SOURCE --file PATH (sources: "
+                            f"{', '.join(project.sources)})")
+    given = {k: v for k, v in options.items() if v is not None}
+    return project.load(Landing(store.spark, store, settings), through=through,
+                        batch=batch or settings.config.ingest.batch, now=now, **given)

@@ -16,8 +16,9 @@ def on_databricks() -> bool:
 
 
 def declare_widgets(dbutils: Any, *, system: str = "flights") -> None:
-    """The widgets every notebook has: system, home (a volume on Databricks, ``lakehouse`` here) and config file
-    (empty: the one shipped with fti)."""
+    """The widgets every notebook has: project folder (empty: the shipped example named by ``system``), system,
+    home (a volume on Databricks, ``lakehouse`` here) and config file (empty: the one shipped with fti)."""
+    dbutils.widgets.text("project", "", "Project folder (empty: a shipped example)")
     dbutils.widgets.text("system", system, "System")
     dbutils.widgets.text("home", DATABRICKS_HOME if on_databricks() else "lakehouse", "Home folder")
     dbutils.widgets.text("conf", "", "Config YAML (empty: the system's shipped config)")
@@ -26,16 +27,19 @@ def declare_widgets(dbutils: Any, *, system: str = "flights") -> None:
 def session_from_widgets(dbutils: Any) -> tuple[Any, Any, Any]:
     """:func:`open_session` with the values of :func:`declare_widgets`'s widgets."""
     get = dbutils.widgets.get
-    return open_session(get("system"), home=get("home"), conf=get("conf"))
+    project = get("project")
+    return open_session(None if project else get("system"), project=project or None, home=get("home"),
+                        conf=get("conf"))
 
 
-def open_session(system: str, *, home: str | None = None, profile: str | None = None,
-                 conf: str | None = None) -> tuple[Any, Any, Any]:
+def open_session(system: str | None = None, *, project: str | None = None, home: str | None = None,
+                 profile: str | None = None, conf: str | None = None) -> tuple[Any, Any, Any]:
     """``(settings, spark, store)`` for a notebook; every table of the home (and every table created later)
     can be queried by name, ``<system>.<table>``, when the Delta connector is loaded.
 
     Args:
-        system: System name (``flights``, ``synthetic``).
+        system: A shipped example or installed project by name (``flights``, ``synthetic``).
+        project: A project folder (its ``fti.yaml``) instead.
         home: Home folder (default: config / ``FTI_HOME`` / ``./lakehouse``).
         profile: Config profile.
         conf: Config file path.
@@ -44,7 +48,8 @@ def open_session(system: str, *, home: str | None = None, profile: str | None = 
     from fti.spark import get_spark
     from fti.store import open_store
 
-    settings = load_config(system, home=home or None, profile=profile or None, conf=conf or None)
+    settings = load_config(system, project=project or None, home=home or None, profile=profile or None,
+                           conf=conf or None)
     ensure_home(settings)
     spark = get_spark(settings)
     store = open_store(spark, settings)

@@ -17,7 +17,7 @@ ENV = {"FTI__INGEST__ENTITIES": "80", "FTI__TRAINING__NUM_BOOST_ROUND": "15", "F
 def bridge_cycle(spark, tmp_path_factory):
     from fti.config import load_config
     from fti.features import pipeline
-    from fti.features.synthetic.generate import ingest
+    from fti.ingest import load_through
     from fti.inference.pipeline import run as score
     from fti.store import open_store
     from fti.training.pipeline import run as train
@@ -25,7 +25,7 @@ def bridge_cycle(spark, tmp_path_factory):
     settings = load_config("synthetic", home=tmp_path_factory.mktemp("bridge"), env=ENV)
     store = open_store(spark, settings)
     assert store.backend_name == "delta-rs"
-    ingest(spark, store, settings, through=dt.date(2024, 2, 25), batch="week")
+    load_through(store, settings, through=dt.date(2024, 2, 25), batch="week")
     features = pipeline.run(store, settings, now=dt.datetime(2024, 2, 26, tzinfo=UTC))
     trained = train(store, settings)
     scored = score(store, settings, as_of=dt.datetime(2024, 2, 20, tzinfo=UTC))

@@ -11,8 +11,8 @@ from chispa import assert_df_equality
 from fti.errors import FaultInjected, FtiError
 from fti.features import pipeline, quarantine
 from fti.features.definitions import Feature
-from fti.features.flights.sources import AIRPORTS, FLIGHTS, WEATHER
-from fti.features.systems import get_system
+from fti.examples.flights.sources import AIRPORTS, FLIGHTS, WEATHER
+from fti.projects import load_project
 from fti.ingest import BadFileError, land, land_file
 from tests.helpers.tz import aware, utc
 
@@ -357,7 +357,7 @@ def test_rows_another_writer_appended_are_reported_not_up_to_date(first_run, spa
 
 
 def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):
-    system = get_system("flights")
+    system = load_project(settings)
     old = system.group("carrier_delay")
     wider = dataclasses.replace(old, features=old.features + (Feature("dep_delay_max_28d", "double", "max delay"),),
                                 transform=lambda inputs, **kw: old.transform(inputs, **kw).withColumn(

@@ -10,7 +10,8 @@ from chispa import assert_df_equality
 
 from fti.config import load_config
 from fti.features import pipeline
-from fti.features.synthetic.generate import EVENTS, ingest
+from fti.examples.synthetic.generate import EVENTS
+from fti.ingest import load_through
 from fti.ingest import land
 from fti.store import open_store
 
@@ -27,7 +28,7 @@ def test_an_incremental_run_combines_stored_partials_and_equals_a_recompute_from
     home = tmp_path / "home"
     settings = load_config("synthetic", home=home)
     store = open_store(spark, settings)
-    ingest(spark, store, settings, through=dt.date(2024, 1, 14), batch="week", entities=40)
+    load_through(store, settings, through=dt.date(2024, 1, 14), batch="week", entities=40)
     first = pipeline.run(store, settings, now=dt.datetime(2024, 1, 15, tzinfo=UTC))
     activity = next(o for o in first.outputs if o.table == ACTIVITY)
     assert not activity.from_state  # the first run reads the whole look-back and builds the state
@@ -35,7 +36,7 @@ def test_an_incremental_run_combines_stored_partials_and_equals_a_recompute_from
     assert store.watermark(STATE, "raw_events") == store.watermark(ACTIVITY, "raw_events")
 
     # a new week, and a late event of an old day (Jan 5: its window days Jan 5..11 change)
-    ingest(spark, store, settings, through=dt.date(2024, 1, 21), batch="week", entities=40)
+    load_through(store, settings, through=dt.date(2024, 1, 21), batch="week", entities=40)
     late = spark.createDataFrame([("e000001", "2024-01-05T12:34:56Z", "activity", "99.5")], "entity_id string, "
                                  "event_ts string, kind string, amount string").select(*EVENTS.columns)
     land(store, "synthetic", EVENTS, late, ingested_at=dt.datetime(2024, 1, 22, tzinfo=UTC), source_label="late")
@@ -68,21 +69,21 @@ def test_a_definition_change_and_its_revert_leave_no_hole_in_the_state(spark, tm
     over, and every run equals a recompute from raw. Changed ``daily`` code alone also stops the stored partials."""
     import dataclasses
 
-    from fti.features.systems import get_system
+    from fti.projects import load_project
 
     home = tmp_path / "home"
     settings = load_config("synthetic", home=home)
     store = open_store(spark, settings)
-    system = get_system("synthetic")
+    system = load_project(settings)
     group = system.group("activity")
     changed = dataclasses.replace(system, groups=tuple(
         dataclasses.replace(g, description=g.description + " (v2)") if g.name == "activity" else g for g in system.groups))
     clock = lambda day: dt.datetime(2024, 1, day, tzinfo=UTC)
-    ingest(spark, store, settings, through=dt.date(2024, 1, 14), batch="week", entities=30)
+    load_through(store, settings, through=dt.date(2024, 1, 14), batch="week", entities=30)
     pipeline.run(store, settings, now=clock(15), groups=["activity"])
-    ingest(spark, store, settings, through=dt.date(2024, 1, 21), batch="week", entities=30)
+    load_through(store, settings, through=dt.date(2024, 1, 21), batch="week", entities=30)
     pipeline.run(store, settings, now=clock(22), groups=["activity"], system=changed)  # the state is not written
-    ingest(spark, store, settings, through=dt.date(2024, 1, 28), batch="week", entities=30)
+    load_through(store, settings, through=dt.date(2024, 1, 28), batch="week", entities=30)
     pipeline.run(store, settings, now=clock(29), groups=["activity"])  # reverted: rebuilds its own days
     late = spark.createDataFrame([("e000001", "2024-01-15T12:00:00Z", "activity", "5.0")], "entity_id string, "
                                  "event_ts string, kind string, amount string").select(*EVENTS.columns)

@@ -11,9 +11,9 @@ import datetime as dt
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from fti.features.flights.groups import aircraft_legs, labels, trailing_delay
-from fti.features.flights.parse import parse_flights, parse_weather
-from fti.features.flights.sources import FLIGHTS, WEATHER
+from fti.examples.flights.groups import aircraft_legs, labels, trailing_delay
+from fti.examples.flights.parse import parse_flights, parse_weather
+from fti.examples.flights.sources import FLIGHTS, WEATHER
 from fti.features.prediction_time import prediction_time, prediction_time_col
 
 UTC = dt.timezone.utc

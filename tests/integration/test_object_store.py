@@ -46,7 +46,7 @@ def _settings(s3, backend: str, folder: str = ""):
 def cycle(request, spark, s3):
     from fti.config import ensure_home
     from fti.features import pipeline
-    from fti.features.synthetic.generate import ingest
+    from fti.ingest import load_through
     from fti.inference.pipeline import run as score
     from fti.store import open_store
     from fti.training.pipeline import run as train
@@ -56,7 +56,7 @@ def cycle(request, spark, s3):
     ensure_home(settings)
     store = open_store(spark, settings)
     assert store.backend_name == request.param
-    ingest(spark, store, settings, through=dt.date(2024, 2, 25), batch="week")
+    load_through(store, settings, through=dt.date(2024, 2, 25), batch="week")
     features = pipeline.run(store, settings, now=dt.datetime(2024, 2, 26, tzinfo=UTC))
     trained = train(store, settings)
     scored = score(store, settings, as_of=AS_OF)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fti.features import pipeline
-from fti.features.flights.replay import replay
+from fti.ingest import load_through
 
 UTC = dt.timezone.utc
 WINDOWS = {"FTI__TRAINING__TRAIN__START": "2013-01-08", "FTI__TRAINING__TRAIN__END": "2013-02-08",
@@ -34,7 +34,7 @@ def trained(spark, settings):
     from fti.training.pipeline import run as train
 
     store = open_store(spark, settings, backend="native")
-    replay(spark, store, "flights", through=dt.date(2013, 2, 28), batch="month")
+    load_through(store, settings, through=dt.date(2013, 2, 28), batch="month")
     pipeline.run(store, settings, now=dt.datetime(2013, 3, 1, 5, tzinfo=UTC))
     first = train(store, settings)
     return store, first

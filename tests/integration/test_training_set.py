@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fti.features import pipeline
-from fti.features.synthetic.generate import ingest
+from fti.ingest import load_through
 from fti.store import Pin
 from fti.store.feature_store import FeatureStore
 from fti.store.pit import leaky_same_day_join
@@ -29,7 +29,7 @@ def syn(spark, syn_settings):
     from fti.store import open_store
 
     store = open_store(spark, syn_settings, backend="native")
-    ingest(spark, store, syn_settings, through=dt.date(2024, 2, 4), batch="week", entities=400)
+    load_through(store, syn_settings, through=dt.date(2024, 2, 4), batch="week", entities=400)
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 5, tzinfo=UTC))
     return store, FeatureStore(store, syn_settings)
 
@@ -108,7 +108,7 @@ def test_leakage_canary_pit_vs_same_day_join(built, syn):
 def test_rebuild_after_more_writes_and_vacuum_gives_same_hash(built, syn, spark, syn_settings):
     store, fs = syn
     m = built.manifest.to_json()
-    ingest(spark, store, syn_settings, through=dt.date(2024, 2, 11), batch="week", entities=400)
+    load_through(store, syn_settings, through=dt.date(2024, 2, 11), batch="week", entities=400)
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 12, tzinfo=UTC))
     # a late backfill rewrites days the training set read
     pipeline.run(store, syn_settings, now=dt.datetime(2024, 2, 12, tzinfo=UTC), start=dt.date(2024, 1, 10),

@@ -177,13 +177,14 @@ def assert_same_rows(spark, home: Path, clean_home: Path, table: str) -> None:
 def landed_home(spark, tmp_path_factory) -> Path:
     """Raw synthetic events landed through THROUGH (weekly batches), and a small batch with two bad rows (as real
     data has: the feature run then commits the quarantine, one of the kill points); no feature run yet."""
-    from fti.features.synthetic.generate import EVENTS, ingest
+    from fti.examples.synthetic.generate import EVENTS
+from fti.ingest import load_through
     from fti.ingest import land
 
     home = tmp_path_factory.mktemp("rel-landed")
     settings = settings_for(home)
     store = store_for(spark, home)
-    ingest(spark, store, settings, through=THROUGH, batch="week", entities=ENTITIES)
+    load_through(store, settings, through=THROUGH, batch="week", entities=ENTITIES)
     rows = [("", "2024-02-24T10:00:00Z", "activity", "1.0"), ("e000001", "2024-02-24 10:00", "activity", "1.0"),
             ("e000001", "2024-02-24T10:00:07Z", "activity", "3.5")]
     land(store, SYSTEM, EVENTS, spark.createDataFrame(rows, ", ".join(f"{c} string" for c in EVENTS.columns)),

@@ -64,12 +64,12 @@ def test_two_scoring_runs_of_the_same_time_serialize(spark, trained_home, scored
 
 def test_feature_run_while_a_training_set_build_reads(spark, featured_home, tmp_path):
     """The build pins the versions it read; a feature run committing meanwhile changes nothing it returns."""
-    from fti.features.synthetic.generate import ingest
+    from fti.ingest import load_through
     from fti.store.feature_store import FeatureStore
 
     home = copy_home(featured_home, tmp_path / "h")
     store = store_for(spark, home)
-    ingest(spark, store, settings_for(home), through=THROUGH + dt.timedelta(days=7), batch="week", entities=120)
+    load_through(store, settings_for(home), through=THROUGH + dt.timedelta(days=7), batch="week", entities=120)
     before = {t: store.version(t) for t in FEATURE_TABLES}
     proc = start_fti(home, "features", "--now", "2024-03-04T00:00:00Z")
     fs = FeatureStore(store, settings_for(home))

@@ -40,9 +40,9 @@ def age_log(store, table: str) -> int:
 
 
 def _land_a_later_week(spark, home: Path) -> None:
-    from fti.features.synthetic.generate import ingest
+    from fti.ingest import load_through
 
-    ingest(spark, store_for(spark, home), settings_for(home), through=LATER, batch="week", entities=ENTITIES)
+    load_through(store_for(spark, home), settings_for(home), through=LATER, batch="week", entities=ENTITIES)
 
 
 @pytest.mark.parametrize("reader", ["new", "older than the cleanup"])

@@ -34,12 +34,12 @@ from fti.errors import FtiError
 from fti.features import quarantine
 from fti.features.definitions import FeatureGroup
 from fti.forget import forgotten, without_forgotten
-from fti.features.spec import SystemSpec
-from fti.features.systems import get_system
+from fti.features.spec import Project
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
 from fti.spark import job_description, release
 from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days
+from fti.projects import load_project
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -158,7 +158,7 @@ def stat_value(value: Any) -> Any:
     return value
 
 
-def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGroup) -> tuple[str, bool]:
+def _ensure_group_table(store: TableStore, system: Project, group: FeatureGroup) -> tuple[str, bool]:
     """Create the group's table, or accept an additive change of its definition.
 
     Returns:
@@ -189,7 +189,7 @@ def _ensure_group_table(store: TableStore, system: SystemSpec, group: FeatureGro
     return name, any(c not in current for c in wanted)
 
 
-def _ensure_labels_table(store: TableStore, system: SystemSpec) -> str:
+def _ensure_labels_table(store: TableStore, system: Project) -> str:
     name = labels_table(system.name)
     store.create_table(name, system.labels_schema(), kind="labels", description=system.labels.description,
                        properties={"fti.sources": json.dumps([system.labels.source])})
@@ -302,7 +302,7 @@ class ParsedSource:
     first: int | None = None
 
 
-def _parse_source(store: TableStore, system: SystemSpec, source: str, found: SourceChanges, needed: set[dt.date],
+def _parse_source(store: TableStore, system: Project, source: str, found: SourceChanges, needed: set[dt.date],
                   *, judged: int | None, now: dt.datetime, context: dict[str, Any]) -> ParsedSource:
     """Read the raw rows a run needs ONCE and parse them (no commit: sources are parsed at once).
 
@@ -337,7 +337,7 @@ def _parse_source(store: TableStore, system: SystemSpec, source: str, found: Sou
     return ParsedSource(good, parsed, found.new_rows(judged), 0, (judged if judged is not None else -1) + 1 if fresh else None)
 
 
-def _judge(store: TableStore, system: SystemSpec, source: str, parsed: ParsedSource, *, version: int,
+def _judge(store: TableStore, system: Project, source: str, parsed: ParsedSource, *, version: int,
            now: dt.datetime, run: RunContext, max_bad_share: float) -> None:
     """Quarantine the bad rows among a source's new rows (one commit when there are any).
 
@@ -414,7 +414,7 @@ class Output:
 class GroupOutput(Output):
     """A feature group: its transform, one row per key and event time, history kept."""
 
-    def __init__(self, system: SystemSpec, group: FeatureGroup) -> None:
+    def __init__(self, system: Project, group: FeatureGroup) -> None:
         self.system, self.group = system, group
         self.table, self.source, self.lookback = group.table(system.name), group.sources[0], group.lookback_days
         self.stat_columns = ["event_time", *group.feature_names]
@@ -514,7 +514,7 @@ class GroupOutput(Output):
 class LabelsOutput(Output):
     """The labels table (the training spine): the system's label transform over its source."""
 
-    def __init__(self, system: SystemSpec, settings: Settings) -> None:
+    def __init__(self, system: Project, settings: Settings) -> None:
         self.system, self.settings = system, settings
         self.table, self.source, self.lookback = labels_table(system.name), system.labels.source, 1
         self.stat_columns = ["prediction_time"]
@@ -688,7 +688,7 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
 
 def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
         end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None,
-        system: SystemSpec | None = None) -> FeatureRunReport:
+        system: Project | None = None) -> FeatureRunReport:
     """Run the feature pipeline of ``settings.system`` once.
 
     Args:
@@ -712,7 +712,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
 
     started = time.perf_counter()
     now = (now or dt.datetime.now(UTC)).astimezone(UTC)
-    system = system or get_system(settings.system)
+    system = system or load_project(settings)
     run_ctx = RunContext(run_id=run_id or new_run_id("features"), pipeline="features")
     backfill = start is not None or end is not None
     if backfill and (start is None or end is None or end <= start):
@@ -727,7 +727,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
                     end=end, backfill=backfill, run_ctx=run_ctx, started=started)
 
 
-def _run(store: TableStore, settings: Settings, *, system: SystemSpec, chosen: list[FeatureGroup], with_labels: bool,
+def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list[FeatureGroup], with_labels: bool,
          now: dt.datetime, start: dt.date | None, end: dt.date | None, backfill: bool, run_ctx: RunContext,
          started: float) -> FeatureRunReport:
     sources = sorted({s for g in chosen for s in g.sources} | ({system.labels.source} if with_labels else set()))
@@ -739,7 +739,7 @@ def _run(store: TableStore, settings: Settings, *, system: SystemSpec, chosen: l
                            hint=f"land data first: fti ingest --system {system.name} ...")
         versions[source] = store.version(raw)
     report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions))
-    context = system.context(store, system.name)
+    context = system.reference_data(store)
 
     # 1. the plan: which days each output rewrites
     outputs: list[Output] = [GroupOutput(system, g) for g in chosen] + (

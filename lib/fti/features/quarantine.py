@@ -110,9 +110,9 @@ def accept_rejected(store: TableStore, settings: Settings, *, source: str) -> in
     """
     from pyspark.sql.types import _parse_datatype_string
 
-    from fti.features.systems import get_system
+    from fti.projects import load_project
 
-    system = get_system(settings.system)
+    system = load_project(settings)
     if source not in system.sources:
         raise FtiError(f"unknown source {source!r} of system {settings.system}",
                        hint=f"sources: {', '.join(system.sources)}")

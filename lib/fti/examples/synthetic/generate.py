@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fti.ingest import INGEST_APP, land
-from fti.sources import Source
-from fti.store import RunContext, TableStore, Txn
-from fti.timeutil import UTC, day_start
+from fti.authoring import UTC, LandedBatch, Source, day_start, plan_batches
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import SparkSession
 
-    from fti.config import Settings
+    from fti.authoring import Landing
 
 log = logging.getLogger(__name__)
-APP = INGEST_APP + "synthetic"
+TAG = "synthetic"  # the generator's marks in the raw table's commits
 
 
 def _ymd_day():
@@ -42,22 +37,6 @@ EVENTS = Source(
     description="Synthetic entity events (activity and purchase), UTC ISO timestamps",
     day=_ymd_day,
 )
-
-
-@dataclass(frozen=True)
-class SyntheticBatch:
-    first_day: dt.date
-    last_day: dt.date
-    now: dt.datetime
-    events: int
-    version: int
-
-    @staticmethod
-    def count_names() -> list[str]:
-        return ["events"]
-
-    def counts(self) -> tuple[int]:
-        return (self.events,)
 
 
 def day_events(day: dt.date, *, entities: int, events_per_day: int, seed: int) -> pd.DataFrame:
@@ -86,19 +65,16 @@ def day_events(day: dt.date, *, entities: int, events_per_day: int, seed: int) -
     return frame
 
 
-def ingest(spark: SparkSession, store: TableStore, settings: Settings, *, through: dt.date, batch: str = "week",
-           now: dt.datetime | None = None, entities: int | None = None,
-           events_per_day: int | None = None) -> list[SyntheticBatch]:
-    """Land generated days up to ``through`` in batches, continuing after the last landed day."""
+def load(landing: Landing, *, through: dt.date, batch: str = "week", now: dt.datetime | None = None,
+         entities: int | None = None, events_per_day: int | None = None) -> list[LandedBatch]:
+    """Land generated days up to ``through`` in batches, continuing after the last landed day (the sizes and
+    seed come from ``ingest`` in the project file unless given)."""
     import pandas as pd
 
-    from fti.timeutil import plan_batches
-
-    cfg = settings.config.ingest
+    cfg = landing.config.ingest
     entities = entities or cfg.entities
     events_per_day = events_per_day or cfg.events_per_day
-    table = EVENTS.table(settings.system)
-    done = store.transaction_version(table, APP)
+    done = landing.landed(EVENTS, tag=TAG)
     first = dt.date.fromordinal(done) + dt.timedelta(days=1) if done else dt.date.fromisoformat(cfg.start or "2024-01-01")
     results = []
     for first_day, last_day in plan_batches(first, through, batch):
@@ -106,9 +82,8 @@ def ingest(spark: SparkSession, store: TableStore, settings: Settings, *, throug
                              seed=cfg.seed) for i in range((last_day - first_day).days + 1)]
         frame = pd.concat(frames, ignore_index=True)
         clock = now or day_start(last_day + dt.timedelta(days=1), "UTC")
-        result = land(store, settings.system, EVENTS, spark.createDataFrame(frame), ingested_at=clock,
-                      source_label=f"generator(seed={cfg.seed}, entities={entities})",
-                      txn=Txn(APP, last_day.toordinal()), run=RunContext(pipeline="ingest"))
-        results.append(SyntheticBatch(first_day, last_day, clock.astimezone(UTC), len(frame), result.version))
-        log.info("generated %s..%s: %d events (raw_events v%d)", first_day, last_day, len(frame), result.version)
+        version = landing.land(EVENTS, frame, ingested_at=clock, label=f"generator(seed={cfg.seed}, entities={entities})",
+                               tag=TAG, mark=last_day.toordinal())
+        results.append(LandedBatch(first_day, last_day, clock.astimezone(UTC), {"events": len(frame)}, version))
+        log.info("generated %s..%s: %d events (raw_events v%d)", first_day, last_day, len(frame), version)
     return results

@@ -1,20 +1,18 @@
-"""Parser, feature groups and labels of the synthetic system (DataFrame -> DataFrame, no I/O)."""
+"""Parser, feature groups and labels of the synthetic example project (DataFrame -> DataFrame, no I/O)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from fti.features.definitions import Feature, FeatureGroup
-from fti.features.spec import LabelsSpec, SystemSpec
-from fti.features.synthetic.generate import EVENTS
-from fti.features.prediction_time import prediction_time_col
-from fti.timeutil import parse_duration
+from fti.authoring import Feature, FeatureGroup, Labels, Project, parse_duration, prediction_time_col
+
+from .generate import EVENTS, load
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from fti.config import SystemConfig
+    from fti.authoring import ProjectConfig
 
 
 def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
@@ -79,7 +77,7 @@ def canary(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
     return per_day.select("entity_id", "day", end_of_day.alias("event_time"), "purchases_today")
 
 
-def labels(events: DataFrame, *, config: SystemConfig) -> DataFrame:
+def labels(events: DataFrame, *, config: ProjectConfig) -> DataFrame:
     """One spine row per entity alive on a day (it had events): did it purchase that day?"""
     from pyspark.sql import functions as F
 
@@ -103,15 +101,15 @@ GROUPS = (
 )
 
 
-def build() -> SystemSpec:
-    """The synthetic system's spec."""
-    return SystemSpec(
-        name="synthetic",
+def build() -> Project:
+    """The synthetic project's definitions."""
+    return Project(
         sources={"raw_events": EVENTS},
         parsers={"raw_events": parse_events},
         groups=GROUPS,
-        labels=LabelsSpec(source="raw_events", transform=labels,
+        labels=Labels(source="raw_events", transform=labels,
                           description="Entity-days with whether the entity purchased that day",
                           schema_ddl="entity_id string NOT NULL, day date NOT NULL, prediction_time timestamp NOT NULL, "
                                      "purchased int, ingested_at timestamp NOT NULL"),
+        load=load,
     )

@@ -110,7 +110,7 @@ def parse_flights(raw: DataFrame, *, now: dt.datetime, airport_zones: Mapping[st
         ``actual_arr_utc``, typed values, ``cancelled`` and ``_reason``.
     """
     from pyspark.sql import functions as F
-    from fti.features.flights.sources import FLIGHTS
+    from .sources import FLIGHTS
 
     df, checks = _parse_number_checks(raw, INT_COLS, FLOAT_COLS, RANGES)
     key_checks = [(F.col(c).isNull() | (F.trim(F.col(c)) == ""), F.lit(f"null or empty key: {c}"))
@@ -176,7 +176,7 @@ def parse_weather(raw: DataFrame, *, now: dt.datetime) -> DataFrame:
     """Parse raw hourly weather rows: ``origin``, ``event_time`` (UTC observation), values, ``_reason``."""
     from pyspark.sql import functions as F
 
-    from fti.features.flights.sources import WEATHER
+    from .sources import WEATHER
 
     df, checks = _parse_number_checks(raw, ("year", "month", "day", "hour"), WEATHER_FLOATS,
                                       {**WEATHER_RANGES, **{k: RANGES[k] for k in ("year", "month", "day", "hour")}})

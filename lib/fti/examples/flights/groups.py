@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from fti.features.definitions import Feature, FeatureGroup
-from fti.features.prediction_time import prediction_time_col
-from fti.timeutil import parse_duration
+from fti.authoring import Feature, FeatureGroup, parse_duration, prediction_time_col
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from fti.config import SystemConfig
+    from fti.authoring import ProjectConfig
 
 TZ = "America/New_York"
 LATE = 15  # minutes: the delay that counts as "delayed"
@@ -121,7 +119,7 @@ def aircraft_legs(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
     return legs.withColumn("_r", F.row_number().over(last)).where("_r = 1").drop("_r")
 
 
-def labels(flights: DataFrame, *, config: SystemConfig) -> DataFrame:
+def labels(flights: DataFrame, *, config: ProjectConfig) -> DataFrame:
     """The labels table (the training spine): every flight with its prediction time and, unless it was
     cancelled, whether it left more than 15 minutes late."""
     from pyspark.sql import functions as F

