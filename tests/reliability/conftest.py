@@ -178,8 +178,7 @@ def landed_home(spark, tmp_path_factory) -> Path:
     """Raw synthetic events landed through THROUGH (weekly batches), and a small batch with two bad rows (as real
     data has: the feature run then commits the quarantine, one of the kill points); no feature run yet."""
     from fti.examples.synthetic.generate import EVENTS
-from fti.ingest import load_through
-    from fti.ingest import land
+    from fti.ingest import land, load_through
 
     home = tmp_path_factory.mktemp("rel-landed")
     settings = settings_for(home)
