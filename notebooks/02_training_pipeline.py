@@ -30,5 +30,6 @@ settings, spark, store = session_from_widgets(dbutils)
 # COMMAND ----------
 
 report = train(store, settings)
-print(f"{report.model_name}/{report.version} -> {report.alias}: test AUC {report.metrics['test_auc']:.4f}")
+print(f"{report.model_name}/{report.version} -> {report.alias}: test {report.metric} "
+      f"{report.metrics['test_' + report.metric]:.4f}")
 print(report.reason)

@@ -41,4 +41,4 @@ print(f"scored {report.scored} of {report.population} with {report.model}/{repor
 
 result = monitoring.run(store, settings)
 for run in result["runs"]:
-    print(run["model"], run["as_of"], "drift:", run["drifted"] or "none", "realized AUC:", run.get("realized_auc"))
+    print(run["model"], run["as_of"], "drift:", run["drifted"] or "none", "realized:", monitoring.realized_text(run))

@@ -206,13 +206,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quality(report) -> str:
+    """A training report's promotion metric on test (and validation), as the demo prints it."""
+    name = "AUC" if report.metric == "auc" else report.metric
+    return (f"test {name} {report.metrics['test_' + report.metric]:.4f} "
+            f"(validation {report.metrics['val_' + report.metric]:.4f})")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole FTI cycle on a project with a ``demo`` section (the real flights data by default)."""
     from fti.catalog import build_catalog
     from fti.demo import run_demo
-    from fti.report import format_table
-
+    from fti.inference.monitoring import realized_text
     from fti.progress import StageProgress
+    from fti.report import format_table
 
     settings, spark, store = _session(args)
     if not args.debug:  # the progress lines below say what happens; --debug shows every log line
@@ -225,8 +232,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{len(report.feature_runs)} feature run(s) in {report.seconds['ingest+features']:.0f} s")
     if report.train is not None:
         t = report.train
-        print(f"trained {t.model_name}/{t.version} -> {t.alias}: test AUC {t.metrics['test_auc']:.4f} "
-              f"(validation {t.metrics['val_auc']:.4f}) on {t.rows['train']} training rows in {report.seconds['train']:.0f} s"
+        print(f"trained {t.model_name}/{t.version} -> {t.alias}: {_quality(t)} on {t.rows['train']} training rows in {report.seconds['train']:.0f} s"
               f"\n  {t.reason}")
     else:
         print(f"model version {report.trained_version} is already trained on the current inputs: not retrained")
@@ -234,9 +240,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"scored {sc.scored} entities (population {sc.population}, {sc.without_features} without group features) "
           f"as of {sc.as_of.isoformat()} with {sc.model}/{sc.model_version} in {report.seconds['score']:.0f} s")
     for r in report.monitor["runs"]:
-        auc = r.get("realized_auc")
-        print(f"monitor {r['model']} @ {r['as_of']}: score PSI {r.get('score_psi') or 0:.4f}, realized AUC "
-              f"{'n/a' if auc is None else f'{auc:.4f}'}, drift: {', '.join(r['drifted']) or 'none'}")
+        print(f"monitor {r['model']} @ {r['as_of']}: score PSI {r.get('score_psi') or 0:.4f}, realized "
+              f"{realized_text(r)}, drift: {', '.join(r['drifted']) or 'none'}")
     catalog = build_catalog(settings, store)
     print()
     print(format_table([(t["name"], _kind(t), t["version"], t["rows"]) for t in catalog["tables"]],
@@ -301,17 +306,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = train(store, settings, view=args.view,
                    exclude_features=args.exclude_feature if args.exclude_feature else None)
     m = report.metrics
-    champ = "none" if report.champion_auc is None else f"{report.champion_auc:.4f}"
+    champ = "none" if report.champion_metric is None else f"{report.champion_metric:.4f}"
+    if report.objective == "binary":
+        quality = [("test AUC", f"{m['test_auc']:.4f} (champion {champ})"), ("validation AUC", f"{m['val_auc']:.4f}"),
+                   ("test log loss", f"{m['test_log_loss']:.4f}"),
+                   ("threshold (F1 on validation)", f"{report.threshold:.4f}"),
+                   ("test precision/recall", f"{m['test_precision']:.3f}/{m['test_recall']:.3f}"),
+                   ("test calibration error", f"{m['test_calibration_error']:.4f}")]
+    else:
+        from fti.objectives import METRICS
+
+        quality = [(f"test {report.metric} (promotion)", f"{m['test_' + report.metric]:.4f} (champion {champ})"),
+                   *[(f"test / validation {k}", f"{m['test_' + k]:.4f} / {m['val_' + k]:.4f}")
+                     for k in METRICS[report.objective] if k != report.metric]]
     print(format_table([
         ("training set", f"{report.training_set} ({'reused' if report.reused_training_set else 'built'})"),
         ("rows train/val/test", f"{report.rows['train']}/{report.rows['validation']}/{report.rows['test']}"),
         ("features", len(report.features)),
-        ("test AUC", f"{m['test_auc']:.4f} (champion {champ})"),
-        ("validation AUC", f"{m['val_auc']:.4f}"),
-        ("test log loss", f"{m['test_log_loss']:.4f}"),
-        ("threshold (F1 on validation)", f"{report.threshold:.4f}"),
-        ("test precision/recall", f"{m['test_precision']:.3f}/{m['test_recall']:.3f}"),
-        ("test calibration error", f"{m['test_calibration_error']:.4f}"),
+        ("objective", report.objective),
+        *quality,
         ("registered", f"{report.model_name}/{report.version} -> {report.alias}"),
         ("trained", report.workers),
         ("why", report.reason),
@@ -391,7 +404,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    """Drift of each scoring run against the training set, and realized AUC once outcomes arrived."""
+    """Drift of each scoring run against the training set, and realized quality once outcomes arrived."""
+    from fti.inference.monitoring import realized_text
     from fti.inference.monitoring import run as monitor
     from fti.report import format_table
 
@@ -401,9 +415,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     def num(v):
         return "" if v is None else f"{v:.4f}"
 
-    print(format_table([(r["model"], r["as_of"], num(r.get("score_psi")), num(r.get("realized_auc")),
+    print(format_table([(r["model"], r["as_of"], num(r.get("score_psi")), realized_text(r),
                          num(r.get("outcomes_arrived")), ", ".join(r["drifted"]) or "none") for r in result["runs"]],
-                       ["model", "as of", "score PSI", "realized AUC", "outcomes", "drift flagged"]))
+                       ["model", "as of", "score PSI", "realized", "outcomes", "drift flagged"]))
     references = sorted({r["reference"] for r in result["runs"]})
     print(f"\n{len(result['runs'])} scoring run(s) monitored, {result['up_to_date']} already up to date; "
           f"{result['table']} v{result['version']}" + "".join(f"\nreference: {r}" for r in references)

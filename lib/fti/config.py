@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fti.errors import ConfigError
 from fti.location import Location
@@ -177,7 +177,27 @@ class TrainingConfig(StrictModel):
     early_stopping_rounds: int = Field(20, ge=1)
     params: dict[str, Any] = Field(default_factory=lambda: {"max_depth": 6, "eta": 0.1, "subsample": 0.8,
                                                             "colsample_bytree": 0.8, "min_child_weight": 5})
+    # binary (today's default), regression or multiclass (labels 0..K-1): fti.objectives lists what each implies
+    objective: Literal["binary", "regression", "multiclass"] = "binary"
+    # the gate's metric (default: auc / rmse / log_loss by objective); a candidate must beat the champion by the margin
+    promotion_metric: str | None = None
     promotion_margin: float = Field(0.002, ge=0)
+
+    @model_validator(mode="after")
+    def _metric_of_objective(self) -> "TrainingConfig":
+        from fti.objectives import METRICS
+
+        if self.promotion_metric is not None and self.promotion_metric not in METRICS[self.objective]:
+            raise ValueError(f"promotion_metric {self.promotion_metric!r} is not a metric of objective "
+                             f"{self.objective!r}: one of {', '.join(METRICS[self.objective])}")
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The promotion metric in force."""
+        from fti.objectives import default_metric
+
+        return self.promotion_metric or default_metric(self.objective)
 
     @field_validator("model_name")
     @classmethod

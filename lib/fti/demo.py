@@ -110,8 +110,9 @@ def run_demo(store: TableStore, settings: Settings, *, progress: StageProgress |
         report.trained_version = existing
     report.seconds["train"] = time.perf_counter() - t1
     if progress:
-        what = (f"trained {report.train.model_name}/{report.train.version} -> {report.train.alias}, test AUC "
-                f"{report.train.metrics['test_auc']:.4f}" if report.train is not None
+        t = report.train
+        what = (f"trained {t.model_name}/{t.version} -> {t.alias}, test {'AUC' if t.metric == 'auc' else t.metric} "
+                f"{t.metrics['test_' + t.metric]:.4f}" if t is not None
                 else f"model version {report.trained_version} already trained on these inputs")
         progress.done(what, report.seconds["train"], next_stage="scoring")
     t2 = time.perf_counter()

@@ -200,8 +200,10 @@ class ModelMetadata:
         training_set: The training set's table (its manifest lies beside it).
         feature_view: The feature view it was trained on.
         features: Model input columns, in order.
-        threshold: The decision threshold (F1-best on the validation window).
-        test_auc: Test AUC at training time.
+        threshold: The decision threshold (F1-best on the validation window; binary only).
+        test_auc: Test AUC at training time (binary; NaN otherwise).
+        objective: ``binary``, ``regression`` or ``multiclass`` (:mod:`fti.objectives`).
+        metric: The promotion metric it was gated on, and ``test_metric`` its test value.
         test_window: ``START..END`` prediction days of the test window.
         run_id: fti's training run id.
         pins: Delta table -> version the training set read or wrote (vacuum keeps them).
@@ -212,6 +214,9 @@ class ModelMetadata:
     features: list[str] = field(default_factory=list)
     threshold: float = 0.5
     test_auc: float = float("nan")
+    objective: str = "binary"
+    metric: str = "auc"
+    test_metric: float = float("nan")
     test_window: str = ""
     run_id: str = ""
     pins: dict[str, int] = field(default_factory=dict)
@@ -220,7 +225,8 @@ class ModelMetadata:
         """The version tags that store it."""
         return {MANIFEST_TAG: self.training_set, "fti.feature_view": self.feature_view,
                 "fti.features": json.dumps(self.features), "fti.threshold": repr(self.threshold),
-                "fti.test_auc": repr(self.test_auc), "fti.test_window": self.test_window, "fti.run_id": self.run_id,
+                "fti.test_auc": repr(self.test_auc), "fti.objective": self.objective, "fti.metric": self.metric,
+                "fti.test_metric": repr(self.test_metric), "fti.test_window": self.test_window, "fti.run_id": self.run_id,
                 **{f"{PIN_TAG}{table}": str(version) for table, version in self.pins.items()}}
 
     @classmethod
@@ -237,7 +243,9 @@ class ModelMetadata:
         return cls(training_set=tags[MANIFEST_TAG], feature_view=tags.get("fti.feature_view", ""),
                    features=json.loads(tags.get("fti.features", "[]")),
                    threshold=float(tags.get("fti.threshold", "0.5")),
-                   test_auc=float(tags.get("fti.test_auc", "nan")), test_window=tags.get("fti.test_window", ""),
+                   test_auc=float(tags.get("fti.test_auc", "nan")), objective=tags.get("fti.objective", "binary"),
+                   metric=tags.get("fti.metric", "auc"),
+                   test_metric=float(tags.get("fti.test_metric", tags.get("fti.test_auc", "nan"))), test_window=tags.get("fti.test_window", ""),
                    run_id=tags.get("fti.run_id", ""),
                    pins=_pins(tags))
 

@@ -394,3 +394,60 @@ def test_a_copied_home_works_by_itself_after_the_original_is_gone(trained, score
             shutil.rmtree(original)
         away.rename(original)
     assert not recreated, "a run on the copy wrote into the original home"
+
+
+@pytest.mark.parametrize("objective, metric", [("regression", "rmse"), ("multiclass", "log_loss")])
+def test_a_regression_and_a_multiclass_model_train_gate_score_and_monitor(trained, settings, objective, metric):
+    """training.objective: the same pinned set fitted as regression (the 0/1 label's RMSE is the Brier score) and
+    as a two-class multiclass model; each gated on its own metric (lower is better), scored on both engines with
+    the same rows (a regression model's predicted_label is null), and monitored with its realized metrics."""
+    from chispa import assert_df_equality
+    from pyspark.sql import functions as F
+
+    from fti.config import load_config
+    from fti.inference import monitoring
+    from fti.inference.pipeline import run as score
+    from fti.objectives import METRICS
+    from fti.registry import client
+    from fti.training.pipeline import run as train
+
+    store, binary = trained
+    name = f"flights_{objective}"
+    env = {**WINDOWS, "FTI__TRAINING__OBJECTIVE": objective, "FTI__TRAINING__MODEL_NAME": name}
+    own = load_config("flights", home=settings.home, env=env)
+    first = train(store, own)
+    assert (first.alias, first.objective, first.metric) == ("champion", objective, metric)
+    assert first.training_set == binary.training_set  # the same pinned set, reused
+    assert {f"test_{m}" for m in METRICS[objective]} <= set(first.metrics)
+    if objective == "regression":
+        assert 0.3 < first.metrics["test_rmse"] < 0.45, first.metrics  # below the prior's ~0.44 means it learned
+    else:
+        assert first.metrics["test_accuracy"] > 0.7 and first.metrics["test_log_loss"] < 0.6, first.metrics
+    tags = client(settings).get_model_version(name, str(first.version)).tags
+    assert (tags["fti.objective"], tags["fti.metric"]) == (objective, metric)
+    plots = {a.path for a in client(settings).list_artifacts(first.mlflow_run_id, "plots")}
+    assert plots == ({"plots/feature_importance.png", "plots/predicted_vs_actual.png", "plots/residuals.png"}
+                     if objective == "regression" else {"plots/feature_importance.png", "plots/confusion_matrix.png"})
+    second = train(store, own)  # the same data and seed: no better by the margin
+    assert second.alias == "challenger" and "(lower is better): stays challenger" in second.reason, second.reason
+    assert second.champion_metric == pytest.approx(first.metrics[f"test_{metric}"])
+
+    rows = {}
+    for engine in ("spark", "local"):
+        report = score(store, load_config("flights", home=settings.home, env={**env, "FTI__SCORING__ENGINE": engine}),
+                       as_of=AS_OF, model=f"{name}@champion")
+        assert report.extra["engine"] == engine
+        rows[engine] = (store.read("flights/predictions", version=report.version).where(F.col("model_name") == name)
+                        .drop("scored_at").withColumn("feature_versions", F.to_json("feature_versions")))
+    assert_df_equality(rows["local"], rows["spark"], ignore_row_order=True, ignore_nullable=True)
+    preds = rows["local"].toPandas()
+    assert len(preds) > 100
+    if objective == "regression":
+        assert preds.predicted_label.isna().all() and preds.score.between(-0.5, 1.5).all()
+    else:
+        assert set(preds.predicted_label) <= {0, 1} and (preds.score >= 0.5).all()
+    runs = [r for r in monitoring.run(store, own)["runs"] if r["model"] == f"{name}/{first.version}"]
+    assert len(runs) == 1 and "realized_auc" not in runs[0]
+    realized = {"regression": ("realized_rmse", "realized_mae"),
+                "multiclass": ("realized_accuracy", "realized_macro_f1")}[objective]
+    assert all(runs[0][k] is not None for k in realized), runs[0]

@@ -7,7 +7,8 @@ version, as_of): the PSI of every feature on up to 10 bins cut at the reference'
 counts (stored: a bin with a handful of rows is visible, and counts are smoothed by half a row, so an empty bin
 cannot blow PSI up to infinity; a feature with fewer than ``monitoring.min_distinct`` distinct values in the
 run, constant per entity across the batch, is reported and not flagged); the null rate (scoring vs reference); the share of values outside the reference's range;
-the PSI of the scores; and, once outcomes have arrived in the labels table, the realized AUC.
+the PSI of the scores; and, once outcomes have arrived in the labels table, the realized quality (AUC for a
+binary model, RMSE/MAE for regression, accuracy/macro F1 for multiclass: :func:`realized`).
 
 Incremental: a run already monitored against the same reference is computed again only when it was rescored
 since (its predictions' ``scored_at``, recorded as the ``scored_at_us`` metric, changed) or outcomes of its
@@ -27,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fti import objectives
 from fti.errors import FtiError
 from fti.location import Location, parquet_dataset
-from fti.registry import ModelRef, manifest_of_model, using_mlflow
+from fti.registry import ModelMetadata, ModelRef, client, manifest_of_model, using_mlflow
 from fti.store import RunContext, TableStore
 from fti.store.feature_store import FeatureStore, FeatureView, view_of_manifest
 from fti.store.predicate import Match
@@ -156,12 +158,12 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
                  scored_at: dt.datetime) -> tuple[Reference, list[dict[str, Any]]]:
     import mlflow.xgboost
     import xgboost
-    from sklearn.metrics import roc_auc_score
 
     cfg = settings.config.monitoring
     view = view_of_manifest(manifest)
     with using_mlflow(settings):
         booster = mlflow.xgboost.load_model(f"models:/{model}/{version}")
+        meta = ModelMetadata.of(client(settings).get_model_version(model, str(version)))
     features = booster.feature_names or view.feature_columns
     reference = reference_rows(store, settings, manifest, features, local_day(as_of, settings.config.timezone))
     ref = reference.frame.astype("float64")
@@ -185,7 +187,8 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
         outside = float(((present < present_ref.min()) | (present > present_ref.max())).mean()) \
             if len(present) and len(present_ref) else 0.0
         add("out_of_range_share", f, outside, cfg.out_of_range_share)
-    ref_scores = booster.predict(xgboost.DMatrix(ref[features], feature_names=features)) if len(ref) else np.array([])
+    ref_scores = objectives.outputs(meta.objective, booster.predict(xgboost.DMatrix(ref[features], feature_names=features)),
+                                    meta.threshold)[0] if len(ref) else np.array([])
     p = psi(np.asarray(ref_scores, "float64"), preds["score"].to_numpy("float64"))
     add("score_psi", None, p.value, cfg.psi_threshold, p.bins())
     add("score_mean", None, float(preds["score"].mean()), None)
@@ -193,13 +196,41 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
     key = view.spine_keys[0]
     joined = preds.astype({key: str}).merge(labels, on=key, how="inner")
     arrived = float(len(joined) / max(1, len(preds)))
-    if len(joined) and joined[view.label].nunique() == 2:
-        add("realized_auc", None, float(roc_auc_score(joined[view.label], joined["score"])), None)
+    for name, value in realized(meta.objective, joined[view.label].to_numpy("float64"), joined["score"].to_numpy("float64"),
+                                joined["predicted_label"].to_numpy("float64", na_value=np.nan)).items():
+        add(f"realized_{name}", None, value, None)
     add("outcomes_arrived", None, arrived, None)
     # what decides whether the run is monitored again: the outcomes known, and which scoring commit it described
     add("labelled_rows", None, float(len(labels)), None)
     add("scored_at_us", None, float(_micros(scored_at)), None)  # exact: epoch microseconds fit a double's 53 bits
     return reference, rows
+
+
+def realized(objective: str, y: np.ndarray, score: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """The quality a scoring run turned out to have once its outcomes arrived, from what it stored: AUC (binary,
+    both classes seen), RMSE and MAE (regression), accuracy and macro F1 of the predicted class (multiclass)."""
+    if not len(y):
+        return {}
+    if objective == "regression":
+        q = objectives.quality("regression", y, score, 0.5)
+        return {"rmse": q["rmse"], "mae": q["mae"]}
+    if objective == "multiclass":
+        from sklearn.metrics import f1_score
+
+        return {"accuracy": float(np.mean(label == y)),
+                "macro_f1": float(f1_score(y.astype(int), label.astype(int), average="macro", zero_division=0))}
+    if len(np.unique(y)) < 2:
+        return {}
+    from sklearn.metrics import roc_auc_score
+
+    return {"auc": float(roc_auc_score(y, score))}
+
+
+def realized_text(report: dict[str, Any]) -> str:
+    """``auc 0.6512`` / ``rmse 3.1000, mae 2.2000`` of a monitored run, ``n/a`` before its outcomes arrived."""
+    shown = [f"{k.removeprefix('realized_')} {v:.4f}" for k, v in report.items()
+             if k.startswith("realized_") and v is not None]
+    return ", ".join(shown) or "n/a"
 
 
 def _micros(moment: dt.datetime) -> int:

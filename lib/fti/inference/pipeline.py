@@ -95,18 +95,18 @@ def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: Mode
     from pyspark.sql.types import DoubleType, IntegerType, LongType, MapType, StringType, StructField, StructType
 
     meta = ModelMetadata.of(mv)
-    features, threshold = meta.features, meta.threshold
+    features, threshold, objective = meta.features, meta.threshold, meta.objective
     versions = {g.group: store.version(g.table) for g in view.groups if store.exists(g.table)}
     engine = scoring_engine(store, settings, view, versions)
     key = f"{ref.name}/{mv.version}"
     # a bi-temporal model is scored as it was trained: only feature rows stored by the prediction time
     if engine == "local":
         scored, pop_rows, counts = _score_local(store, settings, view, versions, as_of=as_of, booster=booster,
-                                                features=features, threshold=threshold,
+                                                features=features, threshold=threshold, objective=objective,
                                                 bitemporal=manifest.bitemporal)
     else:
         scored, pop_rows = _score_spark(store, settings, view, versions, as_of=as_of, booster=booster, key=key,
-                                        features=features, threshold=threshold, bitemporal=manifest.bitemporal)
+                                        features=features, threshold=threshold, objective=objective, bitemporal=manifest.bitemporal)
     now = dt.datetime.now(UTC)
     as_of_date = local_day(as_of, settings.config.timezone)
     version_map = F.create_map(*[x for g, v in sorted(versions.items()) for x in (F.lit(g), F.lit(v).cast("long"))])
@@ -172,7 +172,7 @@ def _no_population(view: FeatureView, settings: Settings, as_of: dt.datetime) ->
 
 
 def _score_spark(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int], *,
-                 as_of: dt.datetime, booster: Any, key: str, features: list[str], threshold: float,
+                 as_of: dt.datetime, booster: Any, key: str, features: list[str], threshold: float, objective: str,
                  bitemporal: bool) -> tuple[DataFrame, int]:
     """The distributed path: the population and the point-in-time join in Spark, the Arrow scoring UDF."""
     from pyspark.sql import functions as F
@@ -192,11 +192,11 @@ def _score_spark(store: TableStore, settings: Settings, view: FeatureView, versi
     for c in [c for g in view.groups for c in g.columns]:
         no_features = no_features & F.col(f"`{c}`").isNull()
     joined = joined.withColumn("_no_features", no_features)
-    return _score(joined, booster=booster, key=key, features=features, threshold=threshold), pop_rows
+    return _score(joined, booster=booster, key=key, features=features, threshold=threshold, objective=objective), pop_rows
 
 
 def _score_local(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int], *,
-                 as_of: dt.datetime, booster: Any, features: list[str], threshold: float,
+                 as_of: dt.datetime, booster: Any, features: list[str], threshold: float, objective: str,
                  bitemporal: bool) -> tuple[DataFrame, int, dict[str, int]]:
     """The single-process path: pyarrow over the pinned Delta files, the same as-of merge, ``inplace_predict``;
     only the keys and scores go to Spark, for the one Delta commit."""
@@ -214,21 +214,22 @@ def _score_local(store: TableStore, settings: Settings, view: FeatureView, versi
     if missing:
         raise FtiError(f"the model needs feature(s) {', '.join(missing)} that the feature view no longer gives",
                        hint="retrain on the current feature groups, or pin the old group version")
-    scores, labels = score_arrow(joined, booster=booster, features=features, threshold=threshold)
+    scores, labels = score_arrow(joined, booster=booster, features=features, threshold=threshold, objective=objective)
     no_features = np.ones(joined.num_rows, dtype=bool)
     for c in [c for g in view.groups for c in g.columns]:
         no_features &= joined.column(c).is_null().to_numpy(zero_copy_only=False)
     result = pa.table({**{k: pc.cast(joined.column(k), pa.string()) for k in view.spine_keys},
                        "score": scores, "predicted_label": labels, "_no_features": no_features})
-    counts = {"n": result.num_rows, "nf": int(no_features.sum()), "pos": int(labels.sum())}
+    counts = {"n": result.num_rows, "nf": int(no_features.sum()), "pos": int(pc.sum(labels).as_py() or 0)}
     return store.spark.createDataFrame(result), joined.num_rows, counts
 
 
-def _score(df: DataFrame, *, booster: Any, key: str, features: list[str], threshold: float) -> DataFrame:
+def _score(df: DataFrame, *, booster: Any, key: str, features: list[str], threshold: float,
+           objective: str) -> DataFrame:
     from fti.inference.scoring import score
 
     missing = [f for f in features if f not in df.columns]
     if missing:
         raise FtiError(f"the model needs feature(s) {', '.join(missing)} that the feature view no longer gives",
                        hint="retrain on the current feature groups, or pin the old group version")
-    return score(df, booster_raw=bytes(booster.save_raw("ubj")), key=key, features=features, threshold=threshold)
+    return score(df, booster_raw=bytes(booster.save_raw("ubj")), key=key, features=features, threshold=threshold, objective=objective)

@@ -22,20 +22,31 @@ def _booster(key: str, raw: bytes) -> Any:
     return _BOOSTERS[key]
 
 
-def score_arrow(table: pa.Table, *, booster: Any, features: list[str], threshold: float) -> tuple[Any, Any]:
+def _outputs(objective: str, raw: Any, threshold: float) -> tuple[pa.Array, pa.Array]:
+    """``score`` and ``predicted_label`` as Arrow arrays (the label null where the objective has none)."""
+    import pyarrow as pa
+
+    from fti.objectives import outputs
+
+    scores, labels, valid = outputs(objective, raw, threshold)
+    return pa.array(scores.astype("float64")), pa.array(labels, type=pa.int32(), mask=~valid)
+
+
+def score_arrow(table: pa.Table, *, booster: Any, features: list[str], threshold: float,
+                objective: str = "binary") -> tuple[pa.Array, pa.Array]:
     """Scores and predicted labels of an Arrow table's rows in this process (nulls are missing values), as
-    numpy arrays: the single-process scoring path, the same ``inplace_predict`` as the Spark UDF."""
+    Arrow arrays: the single-process scoring path, the same ``inplace_predict`` as the Spark UDF."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     matrix = np.column_stack([pc.cast(table.column(f), pa.float64()).to_numpy(zero_copy_only=False)
                               for f in features]) if features else np.empty((table.num_rows, 0))
-    scores = booster.inplace_predict(matrix, missing=np.nan).astype("float64")
-    return scores, (scores >= threshold).astype("int32")
+    return _outputs(objective, booster.inplace_predict(matrix, missing=np.nan), threshold)
 
 
-def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], threshold: float) -> DataFrame:
+def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], threshold: float,
+          objective: str = "binary") -> DataFrame:
     """Add ``score`` and ``predicted_label`` to ``df`` with a mapInArrow UDF (missing features stay NaN)."""
     import numpy as np
     from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
@@ -61,7 +72,7 @@ def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], t
             scores = booster.inplace_predict(matrix, missing=np.nan) if features else \
                 booster.predict(xgboost.DMatrix(matrix, feature_names=features, missing=np.nan))
             yield pa.RecordBatch.from_arrays(
-                list(batch.columns) + [pa.array(scores.astype("float64")), pa.array((scores >= threshold).astype("int32"))],
+                list(batch.columns) + list(_outputs(objective, scores, threshold)),
                 schema=pa.schema(list(batch.schema) + [pa.field("score", pa.float64()), pa.field("predicted_label", pa.int32())]),
             )
 

@@ -1,4 +1,4 @@
-"""Model quality metrics and plots (numpy in, numbers and PNG files out)."""
+"""The binary threshold and the training plots (numpy in, PNG files out); the metrics are :mod:`fti.objectives`'."""
 
 from __future__ import annotations
 
@@ -18,44 +18,34 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[best]) if len(thresholds) else 0.5
 
 
-def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width score bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    err = 0.0
-    for b in range(bins):
-        mask = idx == b
-        if mask.any():
-            err += mask.mean() * abs(p[mask].mean() - y[mask].mean())
-    return float(err)
-
-
-def quality(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUC, log loss, precision and recall at the threshold, calibration error, positive rate."""
-    from sklearn.metrics import log_loss, precision_score, recall_score, roc_auc_score
-
-    pred = (p >= threshold).astype(int)
-    return {
-        "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) > 1 else float("nan"),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "calibration_error": calibration_error(y, p),
-        "positive_rate": float(np.mean(y)),
-        "rows": float(len(y)),
-    }
-
-
-def plots(folder: Path, *, y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray,
-          importance: dict[str, float], features: Sequence[str]) -> list[Path]:
-    """ROC, feature importance, calibration and score histogram as PNG files."""
+def plots(folder: Path, *, objective: str = "binary", y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray,
+          p_test: np.ndarray, importance: dict[str, float], features: Sequence[str]) -> list[Path]:
+    """Feature importance and the objective's pictures as PNG files: ROC, calibration and score histogram
+    (binary); predicted against actual and residuals (regression); the confusion matrix (multiclass)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
     folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(features))))
+    names = sorted(features, key=lambda f: importance.get(f, 0.0))
+    ax.barh(names, [importance.get(f, 0.0) for f in names])
+    ax.set(xlabel="total gain", title="feature importance")
+    out.append(_save(fig, folder / "feature_importance.png"))
+    if objective == "regression":
+        return out + _regression_plots(folder, y_test, p_test)
+    if objective == "multiclass":
+        return out + _confusion_plot(folder, y_test, p_test)
+    return out + _binary_plots(folder, y_val, p_val, y_test, p_test)
+
+
+def _binary_plots(folder: Path, y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray,
+                  p_test: np.ndarray) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
     out = []
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, y, p in (("validation", y_val, p_val), ("test", y_test, p_test)):
@@ -65,11 +55,6 @@ def plots(folder: Path, *, y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndar
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     ax.legend()
     out.append(_save(fig, folder / "roc.png"))
-    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(features))))
-    names = sorted(features, key=lambda f: importance.get(f, 0.0))
-    ax.barh(names, [importance.get(f, 0.0) for f in names])
-    ax.set(xlabel="total gain", title="feature importance")
-    out.append(_save(fig, folder / "feature_importance.png"))
     fig, ax = plt.subplots(figsize=(5, 5))
     edges = np.linspace(0, 1, 11)
     idx = np.clip(np.digitize(p_test, edges[1:-1]), 0, 9)
@@ -80,12 +65,44 @@ def plots(folder: Path, *, y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndar
     ax.set(xlabel="mean predicted", ylabel="observed rate", title="calibration")
     out.append(_save(fig, folder / "calibration.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(p_test[y_test == 0], bins=40, alpha=0.6, label="on time", density=True)
-    ax.hist(p_test[y_test == 1], bins=40, alpha=0.6, label="delayed", density=True)
+    ax.hist(p_test[y_test == 0], bins=40, alpha=0.6, label="label 0", density=True)
+    ax.hist(p_test[y_test == 1], bins=40, alpha=0.6, label="label 1", density=True)
     ax.set(xlabel="score", title="score histogram (test)")
     ax.legend()
     out.append(_save(fig, folder / "score_histogram.png"))
     return out
+
+
+def _regression_plots(folder: Path, y: np.ndarray, p: np.ndarray) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(y, p, s=4, alpha=0.4)
+    low, high = float(min(np.min(y), np.min(p))), float(max(np.max(y), np.max(p)))
+    ax.plot([low, high], [low, high], "k--", lw=0.8)
+    ax.set(xlabel="actual", ylabel="predicted", title="predicted vs actual (test)")
+    first = _save(fig, folder / "predicted_vs_actual.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(p - y, bins=50)
+    ax.set(xlabel="predicted - actual", title="residuals (test)")
+    return [first, _save(fig, folder / "residuals.png")]
+
+
+def _confusion_plot(folder: Path, y: np.ndarray, p: np.ndarray) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    probs = np.asarray(p).reshape(len(y), -1)
+    k = probs.shape[1]
+    matrix = confusion_matrix(np.asarray(y).astype(int), probs.argmax(axis=1), labels=list(range(k)))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
+    ax.set(xlabel="predicted class", ylabel="actual class", title="confusion matrix (test)",
+           xticks=range(k), yticks=range(k))
+    return [_save(fig, folder / "confusion_matrix.png")]
 
 
 def _save(fig, path: Path) -> Path:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fti import objectives
 from fti.errors import ConfigError, FtiError
 from fti.location import parquet_dataset
 from fti.registry import ModelMetadata, client, using_mlflow
@@ -61,13 +62,15 @@ class TrainReport:
     rows: dict[str, int]
     features: list[str]
     metrics: dict[str, float]
-    champion_auc: float | None
+    champion_metric: float | None
     training_set: str
     reused_training_set: bool
     threshold: float
     seconds: dict[str, float] = field(default_factory=dict)
     experiment_url: str = ""
     workers: str = ""
+    objective: str = "binary"
+    metric: str = "auc"
 
 
 def _reusable(store: TableStore, fs: FeatureStore, view_name: str, start: dt.date, end: dt.date) -> TrainingSet | None:
@@ -155,6 +158,22 @@ class PreparedSet:
     def output(self) -> OutputEntry:
         return self.training_set.manifest.output
 
+    def num_class(self, objective: str) -> int | None:
+        """K of a multiclass objective, from the labels of every window (labels are 0..K-1); None otherwise.
+
+        Raises:
+            FtiError: A label that is not a class number.
+        """
+        if objective != "multiclass":
+            return None
+        try:
+            return objectives.num_classes(*[t.column(self.label).to_numpy(zero_copy_only=False)
+                                            for t in self.tables.values()])
+        except ValueError as exc:
+            raise FtiError(f"label {self.label} of {self.output.table}: {exc}",
+                           hint="a multiclass label holds class numbers 0..K-1 (map names to numbers in the labels "
+                                "transform), or set training.objective") from None
+
 
 @dataclass
 class Evaluation:
@@ -223,10 +242,10 @@ def prepare(store: TableStore, settings: Settings, *, run_id: str, view: str | N
     return prepared
 
 
-def _params(settings: Settings) -> dict[str, Any]:
+def _params(settings: Settings, num_class: int | None = None) -> dict[str, Any]:
     cfg = settings.config.training
-    params = {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
-              "seed": 7, **cfg.params}
+    params = {**objectives.xgb_params(cfg.objective, num_class=num_class), "tree_method": "hist", "seed": 7,
+              **cfg.params}
     if cfg.device == "cuda":
         params["device"] = "cuda"
     return params
@@ -254,7 +273,8 @@ def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_proc
         in_process = runs_in_process(settings, prepared.output.rows)
     with nullcontext() if in_process else ray_session(settings):
         workers = plan_workers(settings, prepared.tables["train"].num_rows, in_process=in_process)
-        result = fit(prepared.tables, features=prepared.features, label=prepared.label, params=_params(settings),
+        result = fit(prepared.tables, features=prepared.features, label=prepared.label,
+                     params=_params(settings, prepared.num_class(cfg.objective)),
                    num_boost_round=cfg.num_boost_round, early_stopping_rounds=cfg.early_stopping_rounds,
                       workers=workers, use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s,
                       run_name=run_id)
@@ -262,8 +282,9 @@ def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_proc
                        timings=result.timings())
 
 
-def evaluate(prepared: PreparedSet, booster: Any) -> Evaluation:
-    """Score the validation and test windows; the threshold is the validation's F1-best."""
+def evaluate(prepared: PreparedSet, booster: Any, objective: str = "binary") -> Evaluation:
+    """Score the validation and test windows with the objective's metrics; a binary model's threshold is the
+    validation's F1-best."""
     import xgboost
 
     features, label = prepared.features, prepared.label
@@ -271,9 +292,10 @@ def evaluate(prepared: PreparedSet, booster: Any) -> Evaluation:
     test = prepared.tables["test"].to_pandas()
     p_val = booster.predict(xgboost.DMatrix(val[features], feature_names=features))
     p_test = booster.predict(xgboost.DMatrix(test[features], feature_names=features))
-    threshold = quality.best_f1_threshold(val[label].to_numpy(), p_val)
-    return Evaluation(threshold=threshold, validation=quality.quality(val[label].to_numpy(), p_val, threshold),
-                      test=quality.quality(test[label].to_numpy(), p_test, threshold),
+    threshold = quality.best_f1_threshold(val[label].to_numpy(), p_val) if objective == "binary" else 0.5
+    return Evaluation(threshold=threshold,
+                      validation=objectives.quality(objective, val[label].to_numpy(), p_val, threshold),
+                      test=objectives.quality(objective, test[label].to_numpy(), p_test, threshold),
                       rows={name: table.num_rows for name, table in prepared.tables.items()},
                       val_frame=val, test_frame=test, p_val=p_val, p_test=p_test)
 
@@ -312,7 +334,8 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
         val, test = evaluation.val_frame, evaluation.test_frame
         try:
             with mlflow.start_run(run_name=run_id) as active:
-                mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings).items()}, "num_workers": fitted.workers.num_workers,  # 0: in-process
+                mlflow.log_params({**{f"xgb.{k}": v for k, v in _params(settings, prepared.num_class(cfg.objective)).items()},
+                                   "objective": cfg.objective, "promotion_metric": cfg.metric, "num_workers": fitted.workers.num_workers,  # 0: in-process
                                    "cpus_per_worker": fitted.workers.cpus_per_worker,
                                    "num_boost_round": cfg.num_boost_round, "best_iteration": booster.num_boosted_rounds(),
                                    "feature_view": prepared.view, "features": ",".join(features),
@@ -324,7 +347,7 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
                 mlflow.log_dict(manifest.to_json(), "training_set.json")
                 mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
                 importance = booster.get_score(importance_type="total_gain")
-                for png in quality.plots(scratch / "plots", y_val=val[label].to_numpy(), p_val=evaluation.p_val,
+                for png in quality.plots(scratch / "plots", objective=cfg.objective, y_val=val[label].to_numpy(), p_val=evaluation.p_val,
                                          y_test=test[label].to_numpy(), p_test=evaluation.p_test, importance=importance,
                                          features=features):
                     mlflow.log_artifact(str(png), "plots")
@@ -337,7 +360,8 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
     version = int(info.registered_model_version)
     # every table version the set read or wrote (history tables too): vacuum keeps their files
     metadata = ModelMetadata(training_set=out.table, feature_view=prepared.view, features=features,
-                             threshold=evaluation.threshold, test_auc=evaluation.test["auc"],
+                             threshold=evaluation.threshold, test_auc=evaluation.test.get("auc", float("nan")),
+                             objective=cfg.objective, metric=cfg.metric, test_metric=evaluation.test[cfg.metric],
                              test_window=f"{cfg.test.start}..{cfg.test.end}", run_id=run_id, pins=manifest.pins())
     for key, value in metadata.tags().items():
         mlflow_client.set_model_version_tag(cfg.model_name, str(version), key, value)
@@ -382,17 +406,19 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
             t1 = time.perf_counter()
             fitted = fit_model(settings, prepared, run_id=run_id, in_process=not needs_ray)
             timings["fit"] = time.perf_counter() - t1
-    evaluation = evaluate(prepared, fitted.booster)
+    evaluation = evaluate(prepared, fitted.booster, cfg.objective)
     t2 = time.perf_counter()
     model = register(settings, prepared, fitted, evaluation, run_id=run_id)
     with using_mlflow(settings):  # the gate loads the champion to re-score it
-        decision = gate(client(settings), model.name, model.version, new_auc=evaluation.test["auc"],
-                        test=evaluation.test_frame, label=prepared.label, margin=cfg.promotion_margin)
+        decision = gate(client(settings), model.name, model.version, objective=cfg.objective, metric=cfg.metric,
+                        new_value=evaluation.test[cfg.metric], test=evaluation.test_frame, label=prepared.label,
+                        margin=cfg.promotion_margin)
     timings["mlflow"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     return TrainReport(run_id=run_id, mlflow_run_id=model.mlflow_run_id, model_name=model.name, version=model.version,
                        alias=decision.alias, reason=decision.reason, rows=evaluation.rows, features=prepared.features,
-                       metrics=evaluation.metrics, champion_auc=decision.champion_auc,
+                       metrics=evaluation.metrics, champion_metric=decision.champion_value,
+                       objective=cfg.objective, metric=cfg.metric,
                        training_set=prepared.output.table, reused_training_set=prepared.reused,
                        threshold=evaluation.threshold, seconds=timings,
                        workers=f"{fitted.workers.describe()}: {fitted.timings}",

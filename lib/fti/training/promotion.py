@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fti import objectives
 from fti.errors import FtiError
 from fti.registry import ModelMetadata
 
@@ -23,21 +24,22 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 class Decision:
     alias: str
     reason: str
-    champion_auc: float | None
+    champion_value: float | None
 
 
-def _score(mlflow_client: MlflowClient, name: str, version: str, test: pd.DataFrame, label: str) -> float | None:
-    """Re-score a registered version on the same test rows (None when the rows lack its features)."""
+def _score(mlflow_client: MlflowClient, name: str, version: str, test: pd.DataFrame, label: str, *,
+           objective: str, metric: str) -> float | None:
+    """Re-score a registered version on the same test rows (None when the rows lack its features, or it was
+    trained for another objective)."""
     import mlflow.xgboost
     import xgboost
-    from sklearn.metrics import roc_auc_score
 
-    features = ModelMetadata.of(mlflow_client.get_model_version(name, version)).features
-    if not features or any(f not in test.columns for f in features):
+    meta = ModelMetadata.of(mlflow_client.get_model_version(name, version))
+    if not meta.features or any(f not in test.columns for f in meta.features) or meta.objective != objective:
         return None
     booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
-    scores = booster.predict(xgboost.DMatrix(test[features], feature_names=features))
-    return float(roc_auc_score(test[label], scores))
+    scores = booster.predict(xgboost.DMatrix(test[meta.features], feature_names=meta.features))
+    return objectives.metric(objective, metric, test[label].to_numpy(), scores)
 
 
 def _move(mlflow_client: MlflowClient, name: str, alias: str, version: int, reason: str, previous: Any) -> None:
@@ -47,34 +49,44 @@ def _move(mlflow_client: MlflowClient, name: str, alias: str, version: int, reas
         mlflow_client.set_model_version_tag(name, str(version), "fti.previous_champion", str(previous))
 
 
-def gate(mlflow_client: MlflowClient, name: str, version: int, *, new_auc: float, test: pd.DataFrame, label: str,
-         margin: float) -> Decision:
-    """Make ``version`` champion only if it beats the current champion, re-scored on the same test rows."""
+def gate(mlflow_client: MlflowClient, name: str, version: int, *, objective: str = "binary", metric: str = "auc",
+         new_value: float, test: pd.DataFrame, label: str, margin: float) -> Decision:
+    """Make ``version`` champion only if it beats the current champion in ``metric`` by ``margin`` (higher or lower
+    is better by the metric: :data:`fti.objectives.HIGHER_IS_BETTER`), the champion re-scored on the same test
+    rows."""
     from mlflow.exceptions import MlflowException
 
+    shown = f"test {metric} {new_value:.4f}" if metric != "auc" else f"test AUC {new_value:.4f}"
     try:
         current = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         current = None
     if current is None:
-        reason = f"first model: test AUC {new_auc:.4f}"
+        reason = f"first model: {shown}"
         _move(mlflow_client, name, CHAMPION, version, reason, None)
         return Decision(CHAMPION, reason, None)
-    champ_auc = _score(mlflow_client, name, str(current.version), test, label)
-    if champ_auc is None:
-        champ_auc = ModelMetadata.of(current).test_auc
-        basis = "its recorded test AUC (its features are not in this training set)"
-    else:
-        basis = "re-scored on the same test rows"
-    if new_auc >= champ_auc + margin:
-        reason = (f"test AUC {new_auc:.4f} beats champion v{current.version} ({champ_auc:.4f}, {basis}) "
-                  f"by >= {margin}")
+    champ = _score(mlflow_client, name, str(current.version), test, label, objective=objective, metric=metric)
+    basis = "re-scored on the same test rows"
+    if champ is None:
+        recorded = ModelMetadata.of(current)
+        same = recorded.objective == objective and recorded.metric == metric
+        champ = recorded.test_metric if same else float("nan")
+        basis = ("its recorded test value (its features are not in this training set)" if same else
+                 f"not comparable: it was gated on {recorded.objective}/{recorded.metric}")
+    if champ != champ:  # NaN: nothing to compare with, the new model does not take over by itself
+        reason = f"{shown}; champion v{current.version} {basis}: stays challenger (promote by hand: fti model promote)"
+        _move(mlflow_client, name, CHALLENGER, version, reason, None)
+        return Decision(CHALLENGER, reason, None)
+    direction = "higher" if metric in objectives.HIGHER_IS_BETTER else "lower"
+    if objectives.beats(metric, new_value, champ, margin):
+        reason = (f"{shown} beats champion v{current.version} ({champ:.4f}, {basis}) by >= {margin} ({direction} "
+                  "is better)")
         _move(mlflow_client, name, CHAMPION, version, reason, current.version)
-        return Decision(CHAMPION, reason, champ_auc)
-    reason = (f"test AUC {new_auc:.4f} does not beat champion v{current.version} ({champ_auc:.4f}, {basis}) "
-              f"by {margin}: stays challenger")
+        return Decision(CHAMPION, reason, champ)
+    reason = (f"{shown} does not beat champion v{current.version} ({champ:.4f}, {basis}) by {margin} ({direction} "
+              "is better): stays challenger")
     _move(mlflow_client, name, CHALLENGER, version, reason, None)
-    return Decision(CHALLENGER, reason, champ_auc)
+    return Decision(CHALLENGER, reason, champ)
 
 
 def promote(settings: Settings, ref_name: str, version: int, *, reason: str) -> str:
