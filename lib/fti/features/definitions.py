@@ -46,7 +46,9 @@ class FeatureGroup:
         description: What the group describes.
         ttl_seconds: Rows older than this at prediction time are not used (None: no limit).
         owner: Who to ask.
-        sources: Raw tables (names relative to the system) the transform reads.
+        sources: Raw tables (names relative to the system) the transform reads. None (and no transform): an
+            inserted group, whose rows the user computes and hands over with
+            :func:`fti.features.insert.insert` (feature runs leave it alone).
         lookback_days: How many days of input one output day needs (1 = the day itself).
         transform: ``(inputs: dict[source, DataFrame], context) -> DataFrame`` with no I/O.
         version: Definition version (a breaking change is a new group name, this counts additive ones).
@@ -61,8 +63,8 @@ class FeatureGroup:
     keys: tuple[str, ...]
     features: tuple[Feature, ...]
     description: str
-    sources: tuple[str, ...]
-    transform: Callable[..., DataFrame] = field(compare=False, repr=False)
+    sources: tuple[str, ...] = ()
+    transform: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
     lookback_days: int = 1
     ttl_seconds: int | None = None
     owner: str = "fti"
@@ -70,6 +72,16 @@ class FeatureGroup:
     event_time: str = "event_time"
     daily: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
     combine: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.sources) != (self.transform is not None):
+            raise ValueError(f"feature group {self.name}: a computed group has sources and a transform; an inserted "
+                             "group (rows handed over with insert) has neither")
+
+    @property
+    def inserted(self) -> bool:
+        """Whether the user computes the rows and inserts them (no sources, no transform)."""
+        return not self.sources
 
     @property
     def keeps_state(self) -> bool:

@@ -717,8 +717,12 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     backfill = start is not None or end is not None
     if backfill and (start is None or end is None or end <= start):
         raise FtiError("a backfill needs --start and --end with start < end", hint="e.g. --start 2013-01-01 --end 2013-02-01")
-    selected = list(groups or settings.config.features.groups or [g.name for g in system.groups])
+    selected = list(groups or settings.config.features.groups or [g.name for g in system.groups if not g.inserted])
     chosen = [system.group(g) for g in selected]
+    inserted = [g.name for g in chosen if g.inserted]
+    if inserted:
+        raise FtiError(f"feature group(s) {', '.join(inserted)} of {system.name} are inserted (no sources): feature "
+                       "runs do not compute them", hint="hand their rows over with insert(); run the computed groups")
     with_labels = groups is None
 
     # from the first read of raw versions and the forgotten list to the last commit: no deletion between them
