@@ -47,7 +47,7 @@ from fti.errors import ConfigError, EnvironmentProblem, FtiError
 from fti.features.definitions import Feature, FeatureGroup
 from fti.features.prediction_time import prediction_time_col
 from fti.features.spec import Labels, Project
-from fti.sources import Source
+from fti.sources import DeltaSource, Source
 from fti.timeutil import UTC, day_start, parse_duration, plan_batches
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from fti.store import RunContext, TableStore
 
 __all__ = ["ConfigError", "EnvironmentProblem", "Feature", "FeatureGroup", "FtiError", "Labels", "LandedBatch",
-           "Landing", "Project", "ProjectConfig", "Source", "Tables", "UTC", "day_start", "parse_duration",
+           "Landing", "Project", "ProjectConfig", "Source", "DeltaSource", "Tables", "UTC", "day_start", "parse_duration",
            "plan_batches", "prediction_time_col"]
 
 

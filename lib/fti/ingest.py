@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from fti.errors import FtiError
 from fti.forget import forgotten, without_forgotten
-from fti.sources import RAW_EXTRA, Source
+from fti.sources import RAW_EXTRA, DeltaSource, Source
 from fti.store import CommitResult, RunContext, TableStore, Txn
 
 if TYPE_CHECKING:
@@ -53,6 +53,11 @@ def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, 
     Returns:
         The commit.
     """
+    if isinstance(source, DeltaSource):
+        raise FtiError(f"source {source.name} of {system} is the Delta table {source.location}, read in place: fti "
+                       "lands nothing into it; nothing was landed",
+                       hint=f"write the rows to {source.location} with your own job (df.write.format('delta')"
+                            ".mode('append')); the next feature run reads them")
     name = ensure_raw_table(store, system, source)
     run = run or RunContext(pipeline="ingest")
     raw = source.to_raw(text_df, ingested_at=ingested_at, source_label=source_label, batch=run.run_id)

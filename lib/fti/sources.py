@@ -62,3 +62,37 @@ class Source:
         day = self.day() if self.day else F.lit(None).cast("date")
         return out.select(*self.columns, F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
                           F.lit(source_label).alias("_source"), F.lit(batch).alias("_batch"), day.alias("land_day"))
+
+
+@dataclass(frozen=True)
+class DeltaSource(Source):
+    """A source that is an existing Delta table, read in place by its own versions (nothing is copied or landed).
+
+    A feature run reads the rows of the files that commits with ``dataChange=true`` added since its watermark
+    (the source table's version); a compaction (``OPTIMIZE``, ``dataChange=false``) adds nothing; a commit that
+    removes or rewrites rows (``DELETE``, ``UPDATE``, ``MERGE``, an overwrite) is found in the log, the days of the
+    rows it removed are read from the version before it, and those days are recomputed from the current version.
+    Rows keep their types (the parser gets them typed, plus ``land_day``, ``ingested_at`` (the data file's
+    modification time), ``_source`` and ``_batch``). ``fti forget`` never writes to a user's table: a forgotten
+    entity's rows are left out of every run, and stay in the table until its owner deletes them.
+
+    Attributes:
+        location: The table: a path or URI (``/data/bronze/events``, ``s3a://lake/bronze/events``), or a name in
+            the Spark catalog (``bronze.events``, ``main.bronze.events``).
+        day: Required: the calendar day a row belongs to, over the table's columns (``lambda: F.to_date("ts")``):
+            what a run recomputes when rows of that day arrive, change or go.
+
+    Example::
+
+        EVENTS = DeltaSource(name="events", location="/lake/bronze/events", columns=("user_id", "ts", "amount"),
+                             description="Payments, written by the payments team's job",
+                             day=lambda: F.to_date("ts"))
+    """
+
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            raise ValueError(f"DeltaSource {self.name}: a location (a path, URI or catalog name) is required")
+        if self.day is None:
+            raise ValueError(f"DeltaSource {self.name}: day (the calendar day of a row) is required")

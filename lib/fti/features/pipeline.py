@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from fti.errors import FtiError
-from fti.features import quarantine
+from fti.features import delta_source, quarantine
 from fti.features.definitions import FeatureGroup
 from fti.forget import forgotten, without_forgotten
 from fti.features.spec import Project
 from fti.store import Match, RunContext, TableStore, Txn, new_run_id
 from fti.spark import job_description, release
+from fti.sources import DeltaSource
 from fti.store.delta_log import Changes
 from fti.timeutil import UTC, days
 from fti.projects import load_project
@@ -236,6 +237,18 @@ def _file_key(spark_path: str) -> str:
     return path
 
 
+def _delta_source_changes(store: TableStore, src: DeltaSource, version: int,
+                          marks: Sequence[int | None]) -> SourceChanges:
+    """:func:`_source_changes` of a Delta table read in place: its log says which files data commits added and
+    removed after the oldest of ``marks`` (see :mod:`fti.features.delta_source`)."""
+    if all(m is not None and m >= version for m in marks):
+        return SourceChanges(version)
+    lowest = None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+    log_ = delta_source.table(store.spark, src)
+    changes, landed = delta_source.changes(store.spark, src, log_, after=lowest, upto=version)
+    return SourceChanges(version, changes, landed)
+
+
 def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[int | None]) -> SourceChanges:
     """Find the rows of ``raw`` landed after the oldest of ``marks`` by content lineage: the landing run id
     each raw row carries (``_batch``), looked up in the files added since (compactions included).
@@ -319,13 +332,22 @@ def _parse_source(store: TableStore, system: Project, source: str, found: Source
     fresh = found.batches_after(judged)
     wanted_days = needed | found.touched_days(judged)
     paths = set(found.changes.files) if fresh and found.changes else set()
-    if wanted_days:
-        paths |= {f["path"] for f in store.files_holding(raw, Match.of(land_day=wanted_days), version=version)}
-    if not paths:
-        return ParsedSource()
-    rows = store.read_files(raw, sorted(paths), version=version)
-    tags = spark.createDataFrame(list(fresh.items()) or [("", -1)], "_batch string, _raw_version bigint")
-    rows = (rows.join(F.broadcast(tags), "_batch", "left")
+    if isinstance(src, DeltaSource):  # in place: the days' rows and the new files' rows, _raw_version set
+        new_files = {p: v for p, v in (found.changes.files.items() if fresh and found.changes else [])
+                     if v in set(fresh.values())}
+        rows = delta_source.rows(spark, src, delta_source.table(spark, src), version=version, days=wanted_days,
+                                 files=new_files)
+        if rows is None:
+            return ParsedSource()
+    else:
+        if wanted_days:
+            paths |= {f["path"] for f in store.files_holding(raw, Match.of(land_day=wanted_days), version=version)}
+        if not paths:
+            return ParsedSource()
+        rows = store.read_files(raw, sorted(paths), version=version)
+        tags = spark.createDataFrame(list(fresh.items()) or [("", -1)], "_batch string, _raw_version bigint")
+        rows = rows.join(F.broadcast(tags), "_batch", "left")
+    rows = (rows
             .withColumns({"_raw_row": F.to_json(F.struct(*[F.col(c) for c in src.columns])),
                           "_raw_ingested_at": F.col("ingested_at"), "_raw_land_day": F.col("land_day")}))
     # parsed once and checkpointed: the quarantine and every output read these rows, and plans built on a
@@ -346,7 +368,9 @@ def _judge(store: TableStore, system: Project, source: str, parsed: ParsedSource
     """
     if parsed.first is None or parsed.parse is None:
         return
-    parsed.bad_rows = quarantine.record(store, system.name, source, system.sources[source].table(system.name),
+    src = system.sources[source]
+    parsed.bad_rows = quarantine.record(store, system.name, source,
+                                        src.location if isinstance(src, DeltaSource) else src.table(system.name),
                                         parsed.parse, first=parsed.first, version=version, new_rows=parsed.new_rows,
                                         now=now, run=run, max_bad_share=max_bad_share)
 
@@ -737,7 +761,11 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
     sources = sorted({s for g in chosen for s in g.sources} | ({system.labels.source} if with_labels else set()))
     versions: dict[str, int] = {}
     for source in sources:
-        raw = system.sources[source].table(system.name)
+        src = system.sources[source]
+        if isinstance(src, DeltaSource):  # read in place: the user's table's own version
+            versions[source] = delta_source.table(store.spark, src).version(source)
+            continue
+        raw = src.table(system.name)
         if not store.exists(raw):
             raise FtiError(f"no raw data for source '{source}' of system {system.name} under {store.home}",
                            hint=f"land data first: fti ingest --system {system.name} ...")
@@ -757,7 +785,11 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
                          for o in outputs if o.source == source}
         readers = [] if backfill else list(marks[source].values())
         judged[source] = quarantine.judged_through(store, system.name, source, marks[source].values())
-        found[source] = _source_changes(store, raw, versions[source], readers + [judged[source]])
+        if isinstance(system.sources[source], DeltaSource):
+            found[source] = _delta_source_changes(store, system.sources[source], versions[source],
+                                                  readers + [judged[source]])
+        else:
+            found[source] = _source_changes(store, raw, versions[source], readers + [judged[source]])
         base = found[source].changes.base if found[source].changes else None
         if base is not None and judged[source] is not None and judged[source] < base:
             log.warning("%s: the quarantine judged rows up to raw version %d, but the log before version %d is gone: "

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import unquote
@@ -52,12 +52,16 @@ class Changes:
             of its rows are not known from the log (the caller reads them from the rows' ``_batch``).
         foreign: Data commits in the range that carry no fti run id (a writer other than fti, e.g. a Spark SQL
             ``INSERT INTO``): version -> operation. Their rows carry no new landing batch.
+        removed: Files live before the range that a data commit in it removed (``DELETE``, ``UPDATE``, ``MERGE``,
+            an overwrite; ``dataChange=true``): path -> the version that removed them. Their rows were there at
+            ``version - 1`` and are gone (or rewritten into a file of ``files``) since.
     """
 
     files: dict[str, int]
     batches: dict[str, int]
     base: int | None = None
     foreign: dict[int, str] | None = None
+    removed: dict[str, int] = field(default_factory=dict)
 
     def foreign_files(self) -> dict[str, int]:
         """The live files that data commits without an fti run id (another writer) added in the range."""
@@ -315,6 +319,7 @@ class DeltaLog:
         root = self.path(name)
         batches: dict[str, int] = {}
         foreign: dict[int, str] = {}
+        removed_before: dict[str, int] = {}
         for version, actions in commits:
             carried = False
             adds: list[tuple[str, bool]] = []
@@ -323,8 +328,11 @@ class DeltaLog:
             for action in actions or []:
                 if "remove" in action:
                     removed = (root / unquote(action["remove"]["path"])).uri
-                    if files.pop(removed, None) is not None and not action["remove"].get("dataChange", True):
-                        carried = True
+                    change = action["remove"].get("dataChange", True)
+                    if files.pop(removed, None) is not None:
+                        carried = carried or not change
+                    elif change:  # a file from before the range: its rows changed or went
+                        removed_before.setdefault(removed, version)
                 elif "add" in action:
                     change = action["add"].get("dataChange", True)
                     adds.append(((root / unquote(action["add"]["path"])).uri, change))
@@ -340,7 +348,7 @@ class DeltaLog:
             elif data_commit and any(change for _, change in adds):
                 foreign[version] = operation
         live = {f["path"] for f in self.file_actions(name, version=upto)}
-        return Changes({p: v for p, v in files.items() if p in live}, batches, base, foreign)
+        return Changes({p: v for p, v in files.items() if p in live}, batches, base, foreign, removed_before)
 
     def commit_landed(self, name: str, *, after: int, paths: Sequence[str]) -> int | None:
         """The version after ``after`` whose commit added any of ``paths`` (absolute), or None.
