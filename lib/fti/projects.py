@@ -80,6 +80,18 @@ def published_conf(name: str) -> Path | None:
     return file if file.is_file() else None
 
 
+_DEFINED: dict[str, Project] = {}
+
+
+def define(project: Project, name: str) -> Project:
+    """Make a project built in this process (in notebook cells) the definitions of system ``name``: every
+    pipeline of this process that loads ``name``'s definitions gets it (a project file's ``definitions`` module
+    still wins). Returns the project, named."""
+    named = dataclasses.replace(project, name=name)
+    _DEFINED[name] = named
+    return named
+
+
 def load_project(settings: Settings) -> Project:
     """The definitions of the project ``settings`` describe, named after its ``system``.
 
@@ -90,6 +102,8 @@ def load_project(settings: Settings) -> Project:
     from fti.features.spec import Project
 
     module_name = settings.config.definitions
+    if not module_name and settings.system in _DEFINED:  # defined in this process (notebook cells)
+        return _DEFINED[settings.system]
     if module_name:
         folder = settings.source.parent
         module = _import_from_folder(module_name, folder, settings.source)
