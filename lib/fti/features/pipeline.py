@@ -78,7 +78,7 @@ class FeatureRunReport:
     bad_rows: dict[str, int] = field(default_factory=dict)
     outputs: list[OutputResult] = field(default_factory=list)
     seconds: float = 0.0
-    # source -> (land_day, raw version, rows, operation) of rows another writer added without a landing batch
+    # source -> (land_day, raw version, rows, operation) of rows another writer added without a land_day
     unattributed: dict[str, list[tuple[dt.date | None, int, int, str]]] = field(default_factory=dict)
 
     @property
@@ -92,18 +92,15 @@ class FeatureRunReport:
         for source, found in sorted(self.unattributed.items()):
             if not found:
                 continue
-            days = sorted({d for d, _, _, _ in found if d is not None})
             versions = sorted({v for _, v, _, _ in found})
             operations = ", ".join(sorted({op for _, _, _, op in found}))
             rows = sum(n for _, _, n, _ in found)
-            span = (f"days {days[0]}..{days[-1]}" if len(days) > 1 else f"day {days[0]}") if days else "no land_day"
-            backfill = (f"fti features --system {system} --start {days[0]} --end {days[-1] + dt.timedelta(days=1)}"
-                        if days else "a backfill over their days")
-            lines.append(f"warning: {rows} raw row(s) of {source} ({span}) were added by raw version(s) "
-                         f"{', '.join(map(str, versions))} ({operations}), a writer other than fti ingest: they carry no "
-                         f"landing batch, so incremental runs never featurize them")
-            lines.append(f"hint: featurize them with a backfill over their days ({backfill}); land raw rows with "
-                         f"`fti ingest --source {source} --file PATH` so that runs find them")
+            lines.append(f"warning: {rows} raw row(s) of {source} (no land_day) were added by raw version(s) "
+                         f"{', '.join(map(str, versions))} ({operations}), a writer other than fti ingest, without the "
+                         "day they belong to: no incremental run can place them, so none featurizes them")
+            lines.append(f"hint: give them their day (UPDATE ... SET land_day = ...) and featurize it with a backfill "
+                         f"(fti features --system {system} --start DAY --end NEXT_DAY); land raw rows with "
+                         f"`fti ingest --source {source} --file PATH`, which sets it")
         return lines
 
 
@@ -206,7 +203,7 @@ class SourceChanges:
         changes: The files and landing batches of those rows (None when every reader is up to date).
         landed: ``(land_day, raw version, rows)`` of the new rows (one small Spark job per source).
         unattributed: ``(land_day, raw version, rows, operation)`` of live rows that commits of another writer
-            (no fti run id) added and that carry no landing batch: no incremental run sees them.
+            (no fti run id) added without a ``land_day``: no incremental run can place them on a day.
     """
 
     version: int
@@ -254,8 +251,9 @@ def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[i
     each raw row carries (``_batch``), looked up in the files added since (compactions included).
 
     After Delta's log cleanup the batches of the rows live at the first remaining version are read from the rows
-    themselves and dated to that version. Rows that another writer added (no fti run id on the commit) without a
-    landing batch are counted in ``unattributed``.
+    themselves and dated to that version. Rows that another writer added (no fti run id on the commit) count as
+    landed by that commit, under whatever ``_batch`` they carry; those without a ``land_day`` (no day to
+    recompute) are counted in ``unattributed``.
     """
     import dataclasses
 
@@ -288,10 +286,17 @@ def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[i
         if r["_batch"] in batches:
             key = (r["land_day"], batches[r["_batch"]])
             landed[key] = landed.get(key, 0) + r["count"]
-        elif r["_file"] in foreign:
+        elif r["_file"] in foreign and r["land_day"] is not None:
+            # another writer's rows (a Spark SQL INSERT INTO): found like a landing, their batch at its version
+            v = foreign[r["_file"]]
+            batches.setdefault(r["_batch"], v)
+            key = (r["land_day"], batches[r["_batch"]])
+            landed[key] = landed.get(key, 0) + r["count"]
+        elif r["_file"] in foreign:  # no day to recompute: reported on every run until an output moves past it
             v = foreign[r["_file"]]
             key3 = (r["land_day"], v, changes.foreign.get(v, "?") if changes.foreign else "?")
             odd[key3] = odd.get(key3, 0) + r["count"]
+    changes = dataclasses.replace(changes, batches=batches)
     return SourceChanges(version, changes, [(d, v, n) for (d, v), n in landed.items()],
                          [(d, v, n, op) for (d, v, op), n in sorted(odd.items(), key=lambda kv: (kv[0][1], str(kv[0][0])))])
 
@@ -798,8 +803,8 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
             judged[source] = base
         report.unattributed[source] = found[source].unattributed
         for day, version, rows, operation in found[source].unattributed:
-            log.warning("%s: %d row(s) of %s, added by version %d (%s, not an fti landing), carry no landing batch: "
-                        "incremental runs do not see them", raw, rows, day, version, operation)
+            log.warning("%s: %d row(s) (land_day %s), added by version %d (%s, not an fti landing), have no day: "
+                        "incremental runs cannot place them", raw, rows, day, version, operation)
     plans = [OutputPlan(o, tuple(sorted(days(start, end)))) if backfill  # type: ignore[arg-type]
              else _plan(store, o, found[o.source]) for o in outputs]
 
