@@ -361,6 +361,10 @@ def test_rows_another_writer_appended_are_featurized_by_the_next_run(first_run, 
     assert report.unattributed["raw_flights"] == [(None, inserted, 1, "WRITE")]
     hints = report.unattributed_hints("flights")
     assert "1 raw row(s) of raw_flights (no land_day) were added by raw version(s)" in hints[0], hints
+    # the hint's way out: give the row its day; the next incremental run featurizes it
+    spark.sql(f"UPDATE delta.`{store.uri('flights/raw_flights')}` SET land_day = DATE'2013-01-06' WHERE flight = '92'")
+    report = pipeline.run(store, settings, now=clock(10))
+    assert report.unattributed["raw_flights"] == [] and store.read("flights/labels").where("flight = 92").count() == 1
     # the later tests start with every output past the inserts: a landing and an incremental run
     land_rows(spark, store, FLIGHTS, [fl(6, 1500, 3, carrier="DL", num=91, tail="N91")], clock(10))
     pipeline.run(store, settings, now=clock(10))

@@ -304,6 +304,26 @@ def test_missing_table_error(store):
         store.read("test/nope")
 
 
+@pytest.mark.parametrize("leftover", ["empty log folder", "commits folder", "temporary commit file"])
+def test_a_creation_killed_before_its_first_commit_does_not_block_the_next(spark, store, leftover):
+    """A process killed while it creates a table leaves the ``_delta_log`` folder without a commit (found by
+    test_killed_runs' random kill: every rerun then failed with DELTA_TABLE_NOT_FOUND). The next creation makes
+    the table, and the leftover of a real table (one with a commit) is never taken for such a folder."""
+    name = f"test/half_created_{leftover.replace(' ', '_')}"
+    log_dir = Path(store.path(name).local) / "_delta_log"
+    log_dir.mkdir(parents=True)
+    if leftover == "commits folder":
+        (log_dir / "_commits").mkdir()
+    if leftover == "temporary commit file":
+        (log_dir / ".00000000000000000000.json.0b5c8a1e.tmp").write_text('{"commitInfo":{}}\n')
+    assert not store.exists(name)
+
+    assert store.create_table(name, SCHEMA, kind="raw", partition_by=["d"]) == 0
+    assert store.version(name) == 0 and store.read(name).count() == 0
+    store.append(name, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
+    assert [r.k for r in store.read(name).collect()] == ["a"]
+
+
 def test_fault_raise_after_files_leaves_table_and_no_orphans(spark, store, table, monkeypatch):
     store.append(table, rows_df(spark, [("a", ts(2013, 1, 1), dt.date(2013, 1, 1), 1.0)]))
     before = store.version(table)

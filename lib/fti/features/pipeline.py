@@ -98,8 +98,8 @@ class FeatureRunReport:
             lines.append(f"warning: {rows} raw row(s) of {source} (no land_day) were added by raw version(s) "
                          f"{', '.join(map(str, versions))} ({operations}), a writer other than fti ingest, without the "
                          "day they belong to: no incremental run can place them, so none featurizes them")
-            lines.append(f"hint: give them their day (UPDATE ... SET land_day = ...) and featurize it with a backfill "
-                         f"(fti features --system {system} --start DAY --end NEXT_DAY); land raw rows with "
+            lines.append(f"hint: give them their day (UPDATE {source} SET land_day = DATE'YYYY-MM-DD' WHERE land_day "
+                         f"IS NULL): the next `fti features --system {system}` featurizes them; land raw rows with "
                          f"`fti ingest --source {source} --file PATH`, which sets it")
         return lines
 

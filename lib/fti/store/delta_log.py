@@ -37,6 +37,12 @@ READABLE_READER_FEATURES: frozenset[str] = frozenset()
 FTI_PREFIX = "fti."
 
 
+def _uncommitted_leftover(rel: str) -> bool:
+    """A file of a log folder that is not part of any version: a hidden temporary or checksum file (a commit is
+    written to ``.NNN.json.<uuid>.tmp`` first, then renamed)."""
+    return rel.rsplit("/", 1)[-1].startswith(".")
+
+
 @dataclass(frozen=True)
 class Changes:
     """What the commits ``after < version <= upto`` of a table added.
@@ -115,6 +121,22 @@ class DeltaLog:
         if log_dir.local is not None:
             return log_dir.local.is_dir() and any(log_dir.local.glob("*.json"))
         return any(entry.name.endswith(".json") for entry in log_dir.iterdir())
+
+    def clear_uncommitted_log(self, name: str) -> bool:
+        """Remove a ``_delta_log`` folder that holds no commit: what a process killed while it created the table
+        leaves (the folder made, version 0 never written). Delta then refuses to create the table there
+        (DELTA_TABLE_NOT_FOUND) and every rerun would fail. A folder with any commit, checkpoint or
+        ``_last_checkpoint`` is a table and is left alone. Call it under the table's commit lock."""
+        log_dir = self.path(name) / "_delta_log"
+        entries = list(log_dir.walk())
+        if not entries and not log_dir.is_dir():
+            return False
+        table_files = [rel for rel, is_dir in entries if not is_dir and not _uncommitted_leftover(rel)]
+        if table_files:
+            return False
+        log.warning("table %s: its log folder holds no commit (a creation was interrupted); creating it again", name)
+        log_dir.rmtree()
+        return True
 
     def delta_table(self, name: str) -> DeltaTable:
         """The ``deltalake`` handle of a table's latest version (no checks: for the bridge's writes)."""

@@ -80,6 +80,7 @@ class DeltaRsStore(TableStore):
             if self.exists(name):
                 check_schema(schema, self.schema(name), table=name)
                 return self.version(name)
+            self.clear_uncommitted_log(name)
             self.path(name).mkdir(parents=True, exist_ok=True)
             DeltaTable.create(
                 self.path(name).delta_uri,

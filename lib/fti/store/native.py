@@ -175,6 +175,7 @@ class NativeStore(TableStore):
             if self.exists(name):
                 check_schema(schema, self.schema(name), table=name)
                 return self.version(name)
+            self.clear_uncommitted_log(name)
             builder = DeltaTable.createIfNotExists(self.spark).location(self.uri(name)).addColumns(schema)
             if partition_by:
                 builder = builder.partitionedBy(*partition_by)
