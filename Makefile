@@ -9,7 +9,7 @@ HOME_DIR ?= lakehouse
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup wheel browser test test-unit test-integration test-reliability demo cluster-demo bench catalog clean
+.PHONY: help setup wheel browser docs test test-unit test-integration test-reliability demo cluster-demo bench catalog clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -44,11 +44,14 @@ browser: ## install Debian's chromium for the MLflow UI browser check (needs roo
 	  || echo "warning: could not install chromium: the browser check will be skipped" >&2; \
 	else echo "note: not root, chromium not installed: the browser check will be skipped" >&2; fi
 
+docs: setup ## build the documentation site into site/ (MkDocs, --strict: a broken link or API reference fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet && echo "docs: site/index.html"
+
 # The second pass runs the time-sensitive part (unit tests, feature pipeline, training, scoring, monitoring) on a
 # host clock that is not UTC: naive datetimes read as local time are a defect only such a host shows.
 TZ_TESTS := tests/unit tests/integration/test_feature_pipeline.py tests/integration/test_training.py
 
-test: setup browser ## run the whole test suite (unit, integration, reliability, cluster, browser check), then its time-sensitive part under TZ=America/New_York
+test: setup browser docs ## build the docs (strict), run the whole test suite (unit, integration, reliability, cluster, browser check, the docs' commands), then its time-sensitive part under TZ=America/New_York
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; \

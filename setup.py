@@ -36,6 +36,12 @@ TEST = [
     "moto[s3]>=5.1,<6",  # the S3-compatible server of the object-storage tests (with flask-cors: its server mode)
     "flask-cors>=4",
 ]
+# The documentation site (make docs: MkDocs with the Material theme, the API reference from the docstrings)
+DOCS = [
+    "mkdocs>=1.6,<2",
+    "mkdocs-material>=9.5,<10",
+    "mkdocstrings-python>=1.10",
+]
 
 setup(
     name="fti",
@@ -48,7 +54,7 @@ setup(
     include_package_data=True,
     package_data={"fti.conf": ["*.yaml"]},
     install_requires=CORE,
-    extras_require={"spark": SPARK, "test": TEST, "dev": SPARK + TEST},
+    extras_require={"spark": SPARK, "test": TEST, "docs": DOCS, "dev": SPARK + TEST + DOCS},
     # fti.projects: the projects this package publishes (name = module with build()); a team's wheel does the same
     entry_points={"console_scripts": ["fti = fti.cli:main"],
                   "fti.projects": ["flights = fti.examples.flights", "synthetic = fti.examples.synthetic"]},
