@@ -46,6 +46,9 @@ def main() -> int:
     goals = Path(__file__).with_name("GOALS.md")  # measured goals that are not benchmarks (the demo's time)
     if goals.exists():
         text += "\n" + goals.read_text()
+    history = Path(__file__).with_name("HISTORY.md")  # what each change did to the figures (kept out of the docs)
+    if history.exists():
+        text += "\n" + history.read_text()
     out.write_text(text)
     print(text)
     return 0
