@@ -45,7 +45,7 @@ browser: ## install Debian's chromium for the MLflow UI browser check (needs roo
 	else echo "note: not root, chromium not installed: the browser check will be skipped" >&2; fi
 
 docs: setup ## build the documentation site into site/ (MkDocs, --strict: a broken link or API reference fails)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet && echo "docs: site/index.html"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict && echo "docs: site/index.html"
 
 # The second pass runs the time-sensitive part (unit tests, feature pipeline, training, scoring, monitoring) on a
 # host clock that is not UTC: naive datetimes read as local time are a defect only such a host shows.
