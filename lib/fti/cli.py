@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", choices=["day", "week", "month"], help="replay batch size (default from config)")
     p.add_argument("--now", help="landing clock, ISO-8601 (default: the end of each batch; for --file: now)")
     p.add_argument("--source", help="raw source to land --file into (the project's source names)")
-    p.add_argument("--file", help="CSV (with header) or parquet file to land")
+    p.add_argument("--file", help="CSV (with header), JSON lines (.jsonl) or parquet file to land")
     p.add_argument("--entities", type=int, help="passed to the project's loader (the synthetic example: number of entities)")
     p.add_argument("--events-per-day", type=int, help="passed to the project's loader (the synthetic example: events per entity and day)")
     p.set_defaults(handler=cmd_ingest)

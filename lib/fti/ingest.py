@@ -69,10 +69,10 @@ def land(store: TableStore, system: str, source: Source, text_df: DataFrame, *, 
 
 
 def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
-    """Read a CSV (header row) or parquet file with every column as text.
+    """Read a CSV (header row), JSON lines or parquet file with every column as text.
 
     Raises:
-        BadFileError: The file is missing, truncated or not CSV/parquet.
+        BadFileError: The file is missing, truncated or not CSV, JSON lines or parquet.
     """
 
     if not path.is_file():
@@ -89,12 +89,54 @@ def read_text_file(spark: SparkSession, path: Path) -> DataFrame:
             check_utf8(path)
             return (spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE")
                     .option("encoding", "UTF-8").csv(str(path)))
+        if suffix in JSON_LINES:
+            check_utf8(path)
+            return _json_lines(spark, path)
     except BadFileError:
         raise
     except Exception as exc:
         raise BadFileError(f"cannot read {path}: {str(exc).splitlines()[0][:300]}",
-                           hint="check that the file is complete and in CSV (with a header) or parquet format") from None
-    raise BadFileError(f"{path} is neither .csv nor .parquet", hint="land CSV files with a header row, or parquet")
+                           hint="check that the file is complete and in CSV (with a header), JSON lines or parquet "
+                                "format") from None
+    raise BadFileError(f"{path} is neither .csv, .jsonl nor .parquet",
+                       hint="land CSV files with a header row, JSON lines (one object per line, .jsonl), or parquet")
+
+
+JSON_LINES = (".jsonl", ".ndjson", ".json")
+
+
+def _json_lines(spark: SparkSession, path: Path) -> DataFrame:
+    """A JSON lines file (one object per line) with every column as text: a string as it is, a number or boolean
+    as the text of its value (``1.50`` lands as ``1.5``), a nested object or array as its JSON text, a missing
+    key or ``null`` as null.
+
+    Raises:
+        BadFileError: A line that is not a JSON object, naming how many and the first one's line number.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    corrupt = "_fti_corrupt_line"
+    df = (spark.read.option("primitivesAsString", True).option("mode", "PERMISSIVE")
+          .option("columnNameOfCorruptRecord", corrupt).option("encoding", "UTF-8").json(str(path)))
+    if corrupt in df.columns:
+        with open(path, encoding="utf-8") as handle:
+            bad = [n for n, line in enumerate(handle, 1) if line.strip() and not _is_object(line)]
+        if bad:
+            raise BadFileError(f"{path}: {len(bad)} line(s) are not JSON objects (first: line {bad[0]}); nothing "
+                               "was landed", hint="each line of a JSON lines file holds one object: {\"col\": value, ...}")
+        df = df.drop(corrupt)
+    return df.select(*[F.col(f"`{f.name}`") if isinstance(f.dataType, StringType)
+                       else F.to_json(F.col(f"`{f.name}`")).alias(f.name) for f in df.schema.fields])
+
+
+def _is_object(line: str) -> bool:
+    import json
+
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _as_text(spark: SparkSession, field):
@@ -145,7 +187,7 @@ def check_utf8(path: Path, *, chunk: int = 1 << 20) -> None:
 
 def land_file(spark: SparkSession, store: TableStore, system: str, source: Source, path: Path, *,
               now: dt.datetime, run: RunContext | None = None) -> CommitResult:
-    """Land an external CSV or parquet file into a source's raw table.
+    """Land an external CSV, JSON lines or parquet file into a source's raw table.
 
     A file whose columns do not match the source (missing or unknown columns) is refused whole and
     nothing lands; rows whose values do not parse land and are quarantined by the feature run.
