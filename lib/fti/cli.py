@@ -372,7 +372,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         ("population", report.population),
         ("predictions", report.scored),
         ("scored without any group feature", report.without_features),
-        ("predicted positive", report.positives),
+        *([("predicted positive", report.positives)] if report.objective == "binary" else []),
         ("feature versions", json.dumps(report.feature_versions, sort_keys=True)),
         ("table", f"{report.table} v{report.version}"),
         ("seconds", f"{report.seconds:.1f}"),

@@ -47,6 +47,7 @@ class ScoreReport:
     seconds: float = 0.0
     run_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    objective: str = "binary"
 
 
 def predictions_table(system: str) -> str:
@@ -147,7 +148,7 @@ def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: Mode
                          as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"],
                          positives=counts["pos"], feature_versions=versions,
                          seconds=time.perf_counter() - t0, run_id=run_ctx.run_id,
-                         extra={"training_set": meta.training_set, "engine": engine})
+                         extra={"training_set": meta.training_set, "engine": engine}, objective=objective)
     log.info("scored %d rows at %s with %s/%s into %s v%d (%s)", counts["n"], as_of, ref.name, mv.version, name,
              result.version, engine)
     return report
