@@ -279,17 +279,13 @@ def _source_changes(store: TableStore, raw: str, version: int, marks: Sequence[i
         for r in counts:
             if r["_batch"] is not None and r["_batch"] not in batches and changes.files.get(r["_file"]) == changes.base:
                 batches[r["_batch"]] = changes.base
-        changes = dataclasses.replace(changes, batches=batches)
     landed: dict[tuple[dt.date | None, int], int] = {}
     odd: dict[tuple[dt.date | None, int, str], int] = {}
     for r in counts:
+        if r["_batch"] not in batches and r["_file"] in foreign and r["land_day"] is not None:
+            # another writer's rows (a Spark SQL INSERT INTO): landed like a batch, at the version that added them
+            batches[r["_batch"]] = foreign[r["_file"]]
         if r["_batch"] in batches:
-            key = (r["land_day"], batches[r["_batch"]])
-            landed[key] = landed.get(key, 0) + r["count"]
-        elif r["_file"] in foreign and r["land_day"] is not None:
-            # another writer's rows (a Spark SQL INSERT INTO): found like a landing, their batch at its version
-            v = foreign[r["_file"]]
-            batches.setdefault(r["_batch"], v)
             key = (r["land_day"], batches[r["_batch"]])
             landed[key] = landed.get(key, 0) + r["count"]
         elif r["_file"] in foreign:  # no day to recompute: reported on every run until an output moves past it
