@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from fti.config import SystemConfig as ProjectConfig
 from fti.errors import ConfigError, EnvironmentProblem, FtiError
+from fti.features.aggregations import Aggregation
 from fti.features.definitions import Feature, FeatureGroup
 from fti.features.prediction_time import prediction_time_col
 from fti.features.spec import Labels, Project
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from fti.config import Settings
     from fti.store import RunContext, TableStore
 
-__all__ = ["ConfigError", "EnvironmentProblem", "Feature", "FeatureGroup", "FtiError", "Labels", "LandedBatch",
+__all__ = ["Aggregation", "ConfigError", "EnvironmentProblem", "Feature", "FeatureGroup", "FtiError", "Labels", "LandedBatch",
            "Landing", "Project", "ProjectConfig", "Source", "DeltaSource", "Tables", "UTC", "day_start", "parse_duration",
            "plan_batches", "prediction_time_col"]
 

@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from fti.examples.flights.groups import aircraft_legs, labels, trailing_delay
+from fti.examples.flights.groups import GROUPS, aircraft_legs, labels
 from fti.examples.flights.parse import parse_flights, parse_weather
 from fti.examples.flights.sources import FLIGHTS, WEATHER
 from fti.features.prediction_time import prediction_time, prediction_time_col
@@ -131,8 +131,8 @@ def test_trailing_delay_is_known_when_its_last_flight_left(spark):
         ("UA", dt.date(2013, 1, 9), ts(2013, 1, 9, 14, 0), -5.0),
         ("AA", dt.date(2013, 1, 1), None, None),  # cancelled: not known, not counted
     ], "carrier string, day date, actual_dep_utc timestamp, dep_delay double")
-    got = trailing_delay(flights, keys=["carrier"], time_col="actual_dep_utc", delay_col="dep_delay",
-                         windows=(7, 28), prefix="dep")
+    carrier_delay = next(g for g in GROUPS if g.name == "carrier_delay")  # declared aggregations
+    got = carrier_delay.transform({"raw_flights": flights})
     expected = spark.createDataFrame([
         # the Jan 1 aggregate is known at 06:00Z Jan 2 (01:00 New York), not at midnight
         ("UA", dt.date(2013, 1, 1), ts(2013, 1, 2, 6), 1.0, 2, 55.0, 1.0, 2, 55.0),

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from fti.features.aggregations import Aggregation, compile_aggregations, describe
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
@@ -42,7 +44,7 @@ class FeatureGroup:
     Attributes:
         name: Group name (``carrier_delay``); a breaking change makes ``carrier_delay_v2``.
         keys: Entity key columns.
-        features: Feature columns.
+        features: Feature columns (derived from ``aggregations`` when those are declared).
         description: What the group describes.
         ttl_seconds: Rows older than this at prediction time are not used (None: no limit).
         owner: Who to ask.
@@ -57,12 +59,19 @@ class FeatureGroup:
             days it recomputes instead of re-reading the look-back's raw rows. With ``combine``;
             ``transform(inputs)`` must equal ``combine(daily(inputs))``.
         combine: ``(daily rows) -> DataFrame``: the group's rows from partial aggregates over the look-back.
+        aggregations: Instead of ``transform``/``daily``/``combine``: :class:`~fti.features.aggregations.Aggregation`
+            declarations over the group's ONE source, per key; fti derives the features, the per-day partials (the
+            state), the combine step and the look-back (the longest window) from them.
+        time_column: With ``aggregations``: the parsed source's column that says when a row became known (rows
+            where it is null do not count); the group's ``event_time`` is its latest value the longest window covers.
+        where: With ``aggregations``: only rows where this Spark SQL condition holds count (each aggregation may
+            add its own ``where``).
     """
 
     name: str
     keys: tuple[str, ...]
-    features: tuple[Feature, ...]
-    description: str
+    features: tuple[Feature, ...] = ()
+    description: str = ""
     sources: tuple[str, ...] = ()
     transform: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
     lookback_days: int = 1
@@ -72,11 +81,44 @@ class FeatureGroup:
     event_time: str = "event_time"
     daily: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
     combine: Callable[..., DataFrame] | None = field(default=None, compare=False, repr=False)
+    aggregations: tuple[Aggregation, ...] = ()
+    time_column: str = "event_time"
+    where: str | None = None
 
     def __post_init__(self) -> None:
+        if not self.description:
+            raise ValueError(f"feature group {self.name}: give it a description (what one row describes)")
+        if self.aggregations:
+            self._compile()
+        elif self.where is not None or self.time_column != "event_time":
+            raise ValueError(f"feature group {self.name}: where and time_column belong to declared aggregations")
+        if not self.features:
+            raise ValueError(f"feature group {self.name}: declare its features (or its aggregations)")
         if bool(self.sources) != (self.transform is not None):
             raise ValueError(f"feature group {self.name}: a computed group has sources and a transform; an inserted "
                              "group (rows handed over with insert) has neither")
+
+    def _compile(self) -> None:
+        """Derive the features, look-back and functions of declared aggregations (the dataclass is frozen)."""
+        given = [f for f in (self.transform, self.daily, self.combine) if f is not None]
+        if all(getattr(f, "fti_declared", False) for f in given) and len(given) == 3:
+            given, features = [], ()  # dataclasses.replace of a declared group: compiled again below
+        else:
+            features = self.features
+        if given or features:
+            raise ValueError(f"feature group {self.name}: declared aggregations derive the features, transform, daily "
+                             "and combine; give either the aggregations or those")
+        if len(self.sources) != 1:
+            raise ValueError(f"feature group {self.name}: declared aggregations read ONE source (got "
+                             f"{len(self.sources)}); a group over several sources is a transform")
+        object.__setattr__(self, "aggregations", tuple(self.aggregations))
+        compiled = compile_aggregations(group=self.name, keys=self.keys, source=self.sources[0],
+                                        aggregations=self.aggregations, time_column=self.time_column, where=self.where)
+        object.__setattr__(self, "features", tuple(Feature(*f) for f in compiled.features))
+        object.__setattr__(self, "lookback_days", compiled.lookback_days)
+        object.__setattr__(self, "transform", compiled.transform)
+        object.__setattr__(self, "daily", compiled.daily)
+        object.__setattr__(self, "combine", compiled.combine)
 
     @property
     def inserted(self) -> bool:
@@ -109,6 +151,8 @@ class FeatureGroup:
             "version": self.version,
             "features": [dataclasses.asdict(f) for f in self.features],
         }
+        if self.aggregations:
+            data["declared"] = describe(self.aggregations, time_column=self.time_column, where=self.where)
         return json.dumps(data, sort_keys=True)
 
     def schema(self, key_types: dict[str, str]) -> StructType:

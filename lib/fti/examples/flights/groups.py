@@ -7,9 +7,9 @@ day's aggregate known only after midnight, never at a fixed midnight.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
-from fti.authoring import Feature, FeatureGroup, parse_duration, prediction_time_col
+from fti.authoring import Aggregation, Feature, FeatureGroup, parse_duration, prediction_time_col
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -18,79 +18,6 @@ if TYPE_CHECKING:
 
 TZ = "America/New_York"
 LATE = 15  # minutes: the delay that counts as "delayed"
-
-
-def delay_partials(flights: DataFrame, *, keys: Sequence[str], time_col: str, delay_col: str) -> DataFrame:
-    """Per key and scheduled day: flights with a known delay (``_n``), those later than 15 min (``_late``), the
-    summed delay (``_delay``: whole minutes, so sums are exact in any order) and when the last became known."""
-    from pyspark.sql import functions as F
-
-    known = flights.where(F.col(time_col).isNotNull() & F.col(delay_col).isNotNull())
-    return known.groupBy(*keys, "day").agg(
-        F.count(F.lit(1)).alias("_n"),
-        F.sum((F.col(delay_col) > LATE).cast("long")).alias("_late"),
-        F.sum(F.col(delay_col)).alias("_delay"),
-        F.max(time_col).alias("_known"),
-    )
-
-
-def delay_windows(daily: DataFrame, *, keys: Sequence[str], windows: tuple[int, ...], prefix: str) -> DataFrame:
-    """From :func:`delay_partials` rows: share of flights later than 15 min, flight count and mean delay over
-    trailing windows of calendar days (the day itself and the days before it); ``event_time`` is the latest
-    known time the longest window covers."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    daily = daily.withColumn("_daynum", F.datediff(F.col("day"), F.lit("1970-01-01").cast("date")))
-    out = []
-    for w in windows:
-        win = Window.partitionBy(*keys).orderBy("_daynum").rangeBetween(-(w - 1), 0)
-        n = F.sum("_n").over(win)
-        out += [(F.sum("_late").over(win) / n).alias(f"{prefix}_delay_rate_{w}d"), n.alias(f"flights_{w}d"),
-                (F.sum("_delay").over(win) / n).alias(f"mean_{prefix}_delay_{w}d")]
-    longest = Window.partitionBy(*keys).orderBy("_daynum").rangeBetween(-(max(windows) - 1), 0)
-    return daily.select(*keys, "day", F.max("_known").over(longest).alias("event_time"), *out)
-
-
-def trailing_delay(flights: DataFrame, *, keys: list[str], time_col: str, delay_col: str, windows: tuple[int, ...],
-                   prefix: str) -> DataFrame:
-    """Per key and scheduled day: share of flights later than 15 min, flight count and mean delay over
-    trailing windows of calendar days (the day itself and the days before it).
-
-    Args:
-        flights: Parsed good flights.
-        keys: Grouping keys (``carrier``; ``origin``; ``origin, dest``).
-        time_col: When a flight's delay became known (``actual_dep_utc`` or ``actual_arr_utc``).
-        delay_col: ``dep_delay`` or ``arr_delay``.
-        windows: Window lengths in days.
-        prefix: ``dep`` or ``arr`` (column names).
-
-    Returns:
-        keys, ``day``, ``event_time`` (latest ``time_col`` covered by the longest window) and the features.
-    """
-    return delay_windows(delay_partials(flights, keys=keys, time_col=time_col, delay_col=delay_col), keys=keys,
-                         windows=windows, prefix=prefix)
-
-
-def _delay_group(keys: list[str], time_col: str, delay_col: str, windows: tuple[int, ...], prefix: str) -> dict:
-    """A trailing delay group's transform and its two halves (per-day partials, windows over them)."""
-    def transform(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
-        return trailing_delay(inputs["raw_flights"], keys=keys, time_col=time_col, delay_col=delay_col,
-                              windows=windows, prefix=prefix)
-
-    def daily(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
-        return delay_partials(inputs["raw_flights"], keys=keys, time_col=time_col, delay_col=delay_col)
-
-    def combine(partials: DataFrame, **_: object) -> DataFrame:
-        return delay_windows(partials, keys=keys, windows=windows, prefix=prefix)
-
-    return {"transform": transform, "daily": daily, "combine": combine, "lookback_days": max(windows)}
-
-
-CARRIER_DELAY = _delay_group(["carrier"], "actual_dep_utc", "dep_delay", (7, 28), "dep")
-ORIGIN_DELAY = _delay_group(["origin"], "actual_dep_utc", "dep_delay", (7,), "dep")
-ROUTE_DELAY = _delay_group(["origin", "dest"], "actual_arr_utc", "arr_delay", (28,), "arr")
-carrier_delay, origin_delay, route_delay = (g["transform"] for g in (CARRIER_DELAY, ORIGIN_DELAY, ROUTE_DELAY))
 
 
 def origin_weather(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
@@ -134,41 +61,47 @@ def labels(flights: DataFrame, *, config: ProjectConfig) -> DataFrame:
     )
 
 
-def _rate(name: str, what: str) -> Feature:
-    return Feature(name, "double", what, 0.0, 1.0)
-
-
-def _departure_window(days: int, whose: str, rate_text: str) -> tuple[Feature, ...]:
-    """The three features ``trailing_delay`` gives for one departure window."""
+def _delay_window(days: int, prefix: str, rate_text: str, count_text: str, mean_text: str) -> tuple[Aggregation, ...]:
+    """A trailing delay window declared: the share of flights later than 15 min, their count and the mean delay
+    (whole minutes, so the sums are exact in any order) over the day and the ``days - 1`` before it."""
+    window, delay = f"{days}d", f"{prefix}_delay"
     return (
-        _rate(f"dep_delay_rate_{days}d", rate_text),
-        Feature(f"flights_{days}d", "bigint", f"departures {whose} in the last {days} days", 0, None),
-        Feature(f"mean_dep_delay_{days}d", "double", f"mean departure delay (min) over {days} days", -1440, 2880),
+        Aggregation(f"CAST({delay} > {LATE} AS BIGINT)", "mean", window, name=f"{delay}_rate_{{window}}",
+                    description=rate_text, min=0.0, max=1.0),
+        Aggregation(delay, "count", window, name=f"flights_{{window}}", description=count_text),
+        Aggregation(delay, "mean", window, name=f"mean_{delay}_{{window}}", description=mean_text, min=-1440, max=2880),
     )
 
 
+def _departure_window(days: int, whose: str, rate_text: str) -> tuple[Aggregation, ...]:
+    return _delay_window(days, "dep", rate_text, f"departures {whose} in the last {days} days",
+                         f"mean departure delay (min) over {days} days")
+
+
+# A flight counts once its delay is known: the group's event_time is the latest departure (or arrival) its
+# longest window covers.
+DEPARTED = {"sources": ("raw_flights",), "time_column": "actual_dep_utc", "where": "dep_delay IS NOT NULL"}
+ARRIVED = {"sources": ("raw_flights",), "time_column": "actual_arr_utc", "where": "arr_delay IS NOT NULL"}
+
 GROUPS = (
     FeatureGroup(
-        name="carrier_delay", keys=("carrier",), sources=("raw_flights",), **CARRIER_DELAY,
+        name="carrier_delay", keys=("carrier",), **DEPARTED,
         ttl_seconds=7 * 86400, description="Trailing departure delay of each carrier's NYC flights",
-        features=_departure_window(7, "of the carrier",
-                                   "share of the carrier's departures in the last 7 days that left > 15 min late")
+        aggregations=_departure_window(7, "of the carrier",
+                                       "share of the carrier's departures in the last 7 days that left > 15 min late")
         + _departure_window(28, "of the carrier", "share of departures > 15 min late over 28 days"),
     ),
     FeatureGroup(
-        name="origin_delay", keys=("origin",), sources=("raw_flights",), **ORIGIN_DELAY,
+        name="origin_delay", keys=("origin",), **DEPARTED,
         ttl_seconds=7 * 86400, description="Trailing departure delay at each NYC airport",
-        features=_departure_window(7, "from the airport",
-                                   "share of the airport's departures in the last 7 days > 15 min late"),
+        aggregations=_departure_window(7, "from the airport",
+                                       "share of the airport's departures in the last 7 days > 15 min late"),
     ),
     FeatureGroup(
-        name="route_delay", keys=("origin", "dest"), sources=("raw_flights",), **ROUTE_DELAY,
+        name="route_delay", keys=("origin", "dest"), **ARRIVED,
         ttl_seconds=28 * 86400, description="Trailing arrival delay of each route",
-        features=(
-            _rate("arr_delay_rate_28d", "share of the route's arrivals in 28 days > 15 min late"),
-            Feature("flights_28d", "bigint", "arrivals on the route in the last 28 days", 0, None),
-            Feature("mean_arr_delay_28d", "double", "mean arrival delay (min) over 28 days", -1440, 2880),
-        ),
+        aggregations=_delay_window(28, "arr", "share of the route's arrivals in 28 days > 15 min late",
+                                   "arrivals on the route in the last 28 days", "mean arrival delay (min) over 28 days"),
     ),
     FeatureGroup(
         name="origin_weather", keys=("origin",), sources=("raw_weather",), transform=origin_weather,

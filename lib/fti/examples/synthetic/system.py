@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from fti.authoring import Feature, FeatureGroup, Labels, Project, parse_duration, prediction_time_col
+from fti.authoring import Aggregation, Feature, FeatureGroup, Labels, Project, parse_duration, prediction_time_col
 
 from .generate import EVENTS, load
 
@@ -39,34 +39,6 @@ def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
                      *[c for c in raw.columns if c.startswith("_raw_")])
 
 
-def activity_partials(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
-    """Per entity and day: activity events, their summed amount and the day's last event time."""
-    from pyspark.sql import functions as F
-
-    ev = inputs["raw_events"].where(F.col("kind") == "activity")
-    # amounts are summed as decimals: a double sum depends on the order Spark adds the rows in, and a rerun
-    # must give the same bits as the first run
-    return ev.groupBy("entity_id", "day").agg(F.count(F.lit(1)).alias("_n"),
-                                              F.sum(F.col("amount").cast("decimal(20,6)")).alias("_amt"),
-                                              F.max("event_time").alias("_known"))
-
-
-def activity_windows(daily: DataFrame, **_: object) -> DataFrame:
-    """Trailing 7-day activity from :func:`activity_partials` rows."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    daily = daily.withColumn("_d", F.datediff("day", F.lit("1970-01-01").cast("date")))
-    w = Window.partitionBy("entity_id").orderBy("_d").rangeBetween(-6, 0)
-    return daily.select("entity_id", "day", F.max("_known").over(w).alias("event_time"),
-                        F.sum("_n").over(w).alias("events_7d"), (F.sum("_amt").over(w).cast("double") / F.sum("_n").over(w)).alias("mean_amount_7d"))
-
-
-def activity(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
-    """Trailing 7-day activity per entity and day, known at the day's last event."""
-    return activity_windows(activity_partials(inputs))
-
-
 def canary(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
     """LEAKAGE CANARY: the day's purchase count, published at the end of the day (after the label)."""
     from pyspark.sql import functions as F
@@ -89,11 +61,14 @@ def labels(events: DataFrame, *, config: ProjectConfig) -> DataFrame:
 
 
 GROUPS = (
-    FeatureGroup(name="activity", keys=("entity_id",), sources=("raw_events",), transform=activity, lookback_days=7,
-                 daily=activity_partials, combine=activity_windows,
-                 ttl_seconds=7 * 86400, description="Trailing 7-day activity of each entity",
-                 features=(Feature("events_7d", "bigint", "activity events in the last 7 days", 0, None),
-                           Feature("mean_amount_7d", "double", "mean activity amount over 7 days", 0, None))),
+    # amounts are summed as decimals: a double sum depends on the order Spark adds the rows in, and a rerun
+    # must give the same bits as the first run
+    FeatureGroup(name="activity", keys=("entity_id",), sources=("raw_events",), where="kind = 'activity'",
+                 aggregations=(Aggregation(None, "count", "7d", name="events_{window}",
+                                           description="activity events in the last 7 days"),
+                               Aggregation("CAST(amount AS DECIMAL(20,6))", "mean", "7d", name="mean_amount_{window}",
+                                           description="mean activity amount over 7 days", min=0)),
+                 ttl_seconds=7 * 86400, description="Trailing 7-day activity of each entity"),
     FeatureGroup(name="canary", keys=("entity_id",), sources=("raw_events",), transform=canary, lookback_days=1,
                  ttl_seconds=2 * 86400, description="LEAKAGE CANARY: purchases of the day, known at the end of the day",
                  features=(Feature("purchases_today", "bigint", "purchases that day (leaks the label if joined "
