@@ -10,7 +10,8 @@ from chispa import assert_df_equality
 
 from fti.errors import FaultInjected, FtiError
 from fti.features import pipeline, quarantine
-from fti.features.definitions import Feature
+from fti.features.aggregations import Aggregation
+
 from fti.examples.flights.sources import AIRPORTS, FLIGHTS, WEATHER
 from fti.projects import load_project
 from fti.ingest import BadFileError, land, land_file
@@ -373,20 +374,22 @@ def test_rows_another_writer_appended_are_featurized_by_the_next_run(first_run, 
 def test_schema_evolution_in_place_and_breaking_change(first_run, store, settings):
     system = load_project(settings)
     old = system.group("carrier_delay")
-    wider = dataclasses.replace(old, features=old.features + (Feature("dep_delay_max_28d", "double", "max delay"),),
-                                transform=lambda inputs, **kw: old.transform(inputs, **kw).withColumn(
-                                    "dep_delay_max_28d", __import__("pyspark.sql.functions", fromlist=["lit"]).lit(1.0)))
+    # a declared group gains an aggregation: an additive change
+    wider = dataclasses.replace(old, aggregations=old.aggregations + (
+        Aggregation("dep_delay", "max", "28d", name="dep_delay_max_28d", description="max delay"),))
     evolved = dataclasses.replace(system, groups=tuple(wider if g.name == "carrier_delay" else g for g in system.groups))
     v = store.version("flights/carrier_delay")
     pipeline.run(store, settings, now=clock(8), start=dt.date(2013, 1, 3), end=dt.date(2013, 1, 4),
                  groups=["carrier_delay"], system=evolved)
     assert "dep_delay_max_28d" in store.schema("flights/carrier_delay").fieldNames()
     by_day = {r.day: r.dep_delay_max_28d for r in store.read("flights/carrier_delay").collect()}
-    assert by_day[dt.date(2013, 1, 3)] == 1.0 and by_day[dt.date(2013, 1, 1)] is None  # old rows read as null
+    assert by_day[dt.date(2013, 1, 3)] is not None and by_day[dt.date(2013, 1, 1)] is None  # old rows read as null
     assert "dep_delay_max_28d" not in store.read("flights/carrier_delay", version=v).columns
     assert "dep_delay_max_28d" in store.properties("flights/carrier_delay")["fti.definition"]
     # a type change is refused, and a v2 group is a new table that leaves the old one readable
-    retyped = dataclasses.replace(old, features=(Feature("flights_7d", "double", "now a double"),) + old.features[2:])
+    retyped = dataclasses.replace(old, aggregations=(
+        Aggregation("dep_delay", "count", "7d", name="flights_7d", type="double", description="now a double"),)
+        + old.aggregations[2:])
     broken = dataclasses.replace(system, groups=(retyped,))
     with pytest.raises(FtiError, match="name it carrier_delay_v2"):
         pipeline.run(store, settings, now=clock(8), groups=["carrier_delay"], system=broken,

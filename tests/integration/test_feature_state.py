@@ -103,9 +103,15 @@ def test_a_definition_change_and_its_revert_leave_no_hole_in_the_state(spark, tm
     assert_df_equality(_rows(store, ACTIVITY), _rows(recomputed("copy"), ACTIVITY), ignore_row_order=True,
                        ignore_nullable=True)
 
-    # the same definition with other daily code: the stored partials are not usable for it
-    other = dataclasses.replace(group, daily=lambda inputs, **kw: group.daily(inputs, **kw))
-    output = pipeline.GroupOutput(system, other)
     assert pipeline.GroupOutput(system, group).state_usable(store, store.watermark(ACTIVITY, "raw_events"),
                                                              [dt.date(2024, 1, 28)])
-    assert not output.state_usable(store, store.watermark(ACTIVITY, "raw_events"), [dt.date(2024, 1, 28)])
+    # a changed declaration is a changed definition: the stored partials are not usable for it
+    redeclared = dataclasses.replace(group, where="kind = 'activity' AND amount >= 0")
+    assert not pipeline.GroupOutput(system, redeclared).state_usable(store, store.watermark(ACTIVITY, "raw_events"),
+                                                                      [dt.date(2024, 1, 28)])
+    # a hand-written group with the same definition and other daily code: its state's definition differs
+    hand = dataclasses.replace(group, aggregations=(), where=None, time_column="event_time", features=group.features,
+                               transform=group.transform, daily=group.daily, combine=group.combine)
+    other = dataclasses.replace(hand, daily=lambda inputs, **kw: group.daily(inputs, **kw))
+    assert hand.to_json() == other.to_json()
+    assert pipeline.GroupOutput(system, hand).state_definition() != pipeline.GroupOutput(system, other).state_definition()

@@ -16,6 +16,8 @@ the rows the LONGEST window covers, as for a hand-written trailing group.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -127,15 +129,17 @@ class Aggregation:
 
 @dataclass(frozen=True)
 class _Unit:
-    """One aggregation of one bucket: the partial columns it keeps per day (named ``_a{index}_...``)."""
+    """One aggregation of one bucket: the partial columns it keeps per day (named ``_a<digest>_...``)."""
 
-    index: int
     agg: Aggregation
     bucket: Any
     features: list[tuple[str, int]] = field(default_factory=list)  # (feature name, window days)
 
     def prefix(self) -> str:
-        return f"_a{self.index}"
+        """Named by what it aggregates (not its place in the declaration): a state rebuilt for a changed
+        declaration adds the new aggregations' columns and never retypes a column of the old one."""
+        what = json.dumps([self.agg.to_dict(), self.bucket], sort_keys=True, default=str)
+        return "_a" + hashlib.sha256(what.encode()).hexdigest()[:10]
 
     def value(self) -> Column:
         """The aggregated value, null where the row does not count (``where``, the bucket)."""
@@ -210,7 +214,7 @@ def _units(aggregations: Sequence[Aggregation]) -> list[_Unit]:
         by_bucket: dict[Any, _Unit] = {}
         for name, bucket, _, days in agg.outputs():
             if bucket not in by_bucket:
-                by_bucket[bucket] = _Unit(len(units), agg, bucket)
+                by_bucket[bucket] = _Unit(agg, bucket)
                 units.append(by_bucket[bucket])
             by_bucket[bucket].features.append((name, days))
     return units

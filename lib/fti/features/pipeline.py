@@ -514,7 +514,10 @@ class GroupOutput(Output):
         log.info("%s: the state is not in step with the group (definition, code or watermark): rebuilt from %s",
                  name, recompute[0])
         store.set_properties(name, {"fti.state.complete_from": "9999-12-31"}, run=run)  # unusable until rebuilt
-        store.overwrite(name, fresh.coalesce(1).sortWithinPartitions("day"), **common)
+        # another definition's partials may be other columns: new ones are added, the old ones read as null
+        gone = [f for f in store.schema(name).fields if f.name not in fresh.columns]
+        rebuilt = fresh.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in gone])
+        store.overwrite(name, rebuilt.coalesce(1).sortWithinPartitions("day"), allow_new_columns=True, **common)
         store.set_properties(name, {"fti.definition": definition, "fti.state.complete_from": recompute[0].isoformat()},
                              run=run)
         return fresh
