@@ -49,7 +49,8 @@ docs: setup ## build the documentation site into site/ (MkDocs, --strict: a brok
 
 # The second pass runs the time-sensitive part (unit tests, feature pipeline, training, scoring, monitoring) on a
 # host clock that is not UTC: naive datetimes read as local time are a defect only such a host shows.
-TZ_TESTS := tests/unit tests/integration/test_feature_pipeline.py tests/integration/test_training.py
+TZ_TESTS := tests/unit tests/integration/test_feature_pipeline.py tests/integration/test_training.py \
+    tests/integration/test_aggregations.py tests/integration/test_aggregations_property.py
 
 test: setup browser docs ## build the docs (strict), run the whole test suite (unit, integration, reliability, cluster, browser check, the docs' commands), then its time-sensitive part under TZ=America/New_York
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
