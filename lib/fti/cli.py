@@ -182,6 +182,30 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What ``fti features`` with the same arguments would do; it changes nothing. Exit 1 on a breaking change."""
+    from fti.features import pipeline
+    from fti.report import format_table
+    from fti.timeutil import parse_day
+
+    settings, spark, store = _session(args)
+    planned = pipeline.plan(store, settings, start=parse_day(args.start, option="--start") if args.start else None,
+                            end=parse_day(args.end, option="--end") if args.end else None, groups=args.group or None)
+    print(format_table([(s.source, s.version, "-" if s.watermark is None else s.watermark, s.new_rows, s.days,
+                         s.unattributed_rows or "") for s in planned.sources],
+                       ["source", "version", "processed through", "new rows", "their days", "rows without a day"]))
+    print()
+    print(format_table([(o.table, o.definition, len(o.days), f"{o.days[0]}..{o.days[-1]}" if o.days else "up to date",
+                         o.input_days or "", o.state) for o in planned.outputs],
+                       ["table", "definition", "days", "rewrites", "reads days", "state"]))
+    for o in planned.breaking:
+        print(f"error: {o.table}: {o.definition}; a run refuses it\nhint: {o.hint}", file=sys.stderr)
+    if planned.breaking:
+        return 1
+    print("nothing changed: this is what `fti features` would do with the same arguments")
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     """Remove an entity from every table that has its key column, and keep it out of every later run."""
     from fti.forget import forget
@@ -517,6 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="backfill up to this day (exclusive)")
     p.add_argument("--group", action="append", help="only this feature group (repeatable)")
     p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser("plan", parents=[common], help="what a feature run would do (tables to create, changed "
+                       "definitions, state to rebuild, unprocessed source versions); changes nothing")
+    p.add_argument("--start", help="plan a backfill from this day (inclusive)")
+    p.add_argument("--end", help="plan a backfill up to this day (exclusive)")
+    p.add_argument("--group", action="append", help="only this feature group (repeatable)")
+    p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("forget", parents=[common], help="remove an entity from every table, for good (data "
                        "protection)")

@@ -156,6 +156,38 @@ def stat_value(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class DefinitionChange:
+    """How a group's definition compares with its table: ``create`` (no table yet), ``same``, ``additive`` (the
+    definition adds ``columns``; older rows read them as null) or ``breaking`` (``problems``: a changed type, a
+    removed column)."""
+
+    kind: str
+    columns: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def definition_change(store: TableStore, system: Project, group: FeatureGroup) -> DefinitionChange:
+    """What a run would do to the group's table for its definition (it changes nothing)."""
+    name = group.table(system.name)
+    if not store.exists(name):
+        return DefinitionChange("create")
+    current = {f.name: f.dataType for f in store.schema(name).fields}
+    wanted = {f.name: f.dataType for f in group.schema(dict(system.key_types)).fields}
+    problems = tuple([f"column '{c}' is {current[c].simpleString()} in the table, {wanted[c].simpleString()} in the "
+                      "definition" for c in current if c in wanted and wanted[c] != current[c]]
+                     + [f"column '{c}' was removed" for c in current if c not in wanted])
+    if problems:
+        return DefinitionChange("breaking", problems=problems)
+    added = tuple(c for c in wanted if c not in current)
+    return DefinitionChange("additive", columns=added) if added else DefinitionChange("same")
+
+
+def breaking_hint(group: FeatureGroup) -> str:
+    return (f"a breaking change is a new group version: name it {group.name}_v2 and keep {group.name} for the models "
+            "that pin it")
+
+
 def _ensure_group_table(store: TableStore, system: Project, group: FeatureGroup) -> tuple[str, bool]:
     """Create the group's table, or accept an additive change of its definition.
 
@@ -167,24 +199,16 @@ def _ensure_group_table(store: TableStore, system: Project, group: FeatureGroup)
         FtiError: A breaking change (a changed type or key): that needs a new group version (``name_v2``).
     """
     name = group.table(system.name)
-    schema = group.schema(dict(system.key_types))
-    if not store.exists(name):
-        store.create_table(name, schema, kind="feature_group", description=group.description,
+    change = definition_change(store, system, group)
+    if change.kind == "create":
+        store.create_table(name, group.schema(dict(system.key_types)), kind="feature_group",
+                           description=group.description,
                            properties={"fti.definition": group.to_json(), "fti.feature_group": group.name})
         return name, False
-    current = {f.name: f.dataType for f in store.schema(name).fields}
-    wanted = {f.name: f.dataType for f in schema.fields}
-    changed = [c for c in current if c in wanted and wanted[c] != current[c]]
-    removed = [c for c in current if c not in wanted]
-    if changed or removed:
-        raise FtiError(
-            f"feature group {group.name} changed incompatibly with its table {name}: "
-            + "; ".join([f"column '{c}' is {current[c].simpleString()} in the table, {wanted[c].simpleString()} "
-                         "in the definition" for c in changed] + [f"column '{c}' was removed" for c in removed]),
-            hint=f"a breaking change is a new group version: name it {group.name}_v2 and keep {group.name} for "
-                 "the models that pin it",
-        )
-    return name, any(c not in current for c in wanted)
+    if change.kind == "breaking":
+        raise FtiError(f"feature group {group.name} changed incompatibly with its table {name}: "
+                       + "; ".join(change.problems), hint=breaking_hint(group))
+    return name, change.kind == "additive"
 
 
 def _ensure_labels_table(store: TableStore, system: Project) -> str:
@@ -714,6 +738,122 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
                         input_days=len(needed), from_state=plan.from_state)
 
 
+def _chosen(settings: Settings, system: Project, groups: Sequence[str] | None) -> tuple[list[FeatureGroup], bool]:
+    """The groups a run computes (``groups``, else config ``features.groups``, else every computed group) and
+    whether it writes the labels (when all groups run)."""
+    selected = list(groups or settings.config.features.groups or [g.name for g in system.groups if not g.inserted])
+    chosen = [system.group(g) for g in selected]
+    inserted = [g.name for g in chosen if g.inserted]
+    if inserted:
+        raise FtiError(f"feature group(s) {', '.join(inserted)} of {system.name} are inserted (no sources): feature "
+                       "runs do not compute them", hint="hand their rows over with insert(); run the computed groups")
+    return chosen, groups is None
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    """What a run would do to one output table (see :func:`plan`).
+
+    Attributes:
+        table: The output table.
+        source: The source it reads.
+        definition: ``create``, ``same``, ``additive: +col, ...`` or ``breaking: ...`` (labels: ``create`` or
+            ``same``).
+        days: The days the run would rewrite (none: up to date).
+        input_days: How many days of raw rows it would read.
+        state: For a trailing-window group: ``create``, ``stored partials`` (combined with the recomputed days),
+            ``rebuild`` (written by another definition or behind the group), ``recompute`` (the look-back from raw,
+            the state rewritten for those days); else empty.
+        breaking: The definition cannot be written to the table (the run refuses it).
+        hint: What to do about a breaking change.
+    """
+
+    table: str
+    source: str
+    definition: str
+    days: tuple[dt.date, ...]
+    input_days: int
+    state: str = ""
+    breaking: bool = False
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedSource:
+    """A source as a run would read it: its version, the oldest watermark of the outputs reading it and the new
+    rows and days since then (the versions not yet processed)."""
+
+    source: str
+    version: int
+    watermark: int | None
+    new_rows: int
+    days: int
+    unattributed_rows: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``fti features`` would do now (:func:`plan`): nothing is written to compute it."""
+
+    sources: list[PlannedSource]
+    outputs: list[PlannedOutput]
+
+    @property
+    def breaking(self) -> list[PlannedOutput]:
+        return [o for o in self.outputs if o.breaking]
+
+
+def plan(store: TableStore, settings: Settings, *, start: dt.date | None = None, end: dt.date | None = None,
+         groups: Sequence[str] | None = None, system: Project | None = None) -> RunPlan:
+    """What a feature run with the same arguments would do, without doing it: the tables it would create, the groups
+    whose definition changed (additive: new columns; breaking: refused, with the versioned-name hint), the state
+    tables it would create or rebuild, each source's unprocessed versions and the days each output would rewrite.
+    Nothing is written (no table, no quarantine, no lock).
+
+    Raises:
+        FtiError: No raw data yet for a source (what to land), a backfill without both days.
+    """
+    system = system or load_project(settings)
+    backfill = start is not None or end is not None
+    if backfill and (start is None or end is None or end <= start):
+        raise FtiError("a backfill needs --start and --end with start < end", hint="e.g. --start 2013-01-01 --end 2013-02-01")
+    chosen, with_labels = _chosen(settings, system, groups)
+    planned = _make_plans(store, settings, system=system, chosen=chosen, with_labels=with_labels, start=start,
+                          end=end, backfill=backfill)
+    sources = []
+    for source in planned.sources:
+        marks = [m for m in planned.marks[source].values()]
+        oldest = None if any(m is None for m in marks) or not marks else min(marks)  # type: ignore[type-var]
+        found = planned.found[source]
+        sources.append(PlannedSource(source, planned.versions[source], oldest, found.new_rows(oldest),
+                                     len(found.touched_days(oldest)), sum(n for _, _, n, _ in found.unattributed)))
+    outputs = []
+    for p in planned.plans:
+        out = p.output
+        if isinstance(out, GroupOutput):
+            change = definition_change(store, system, out.group)
+            text = {"create": "create", "same": "same", "breaking": "breaking: " + "; ".join(change.problems),
+                    "additive": "additive: +" + ", +".join(change.columns)}[change.kind]
+            state = _planned_state(store, out, p) if out.group.keeps_state else ""
+            outputs.append(PlannedOutput(out.table, out.source, text, p.days, len(p.input_days) if p.days else 0,
+                                         state, change.kind == "breaking",
+                                         breaking_hint(out.group) if change.kind == "breaking" else ""))
+        else:
+            outputs.append(PlannedOutput(out.table, out.source, "same" if store.exists(out.table) else "create",
+                                         p.days, len(p.input_days) if p.days else 0))
+    return RunPlan(sources, outputs)
+
+
+def _planned_state(store: TableStore, output: GroupOutput, p: OutputPlan) -> str:
+    if not store.exists(state_table(output.table)):
+        return "create"
+    if not p.days:
+        return "same"
+    if p.from_state:
+        return "stored partials"
+    return "recompute" if output._state_in_sync(store, output.state_definition()) else "rebuild"
+
+
 def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None, start: dt.date | None = None,
         end: dt.date | None = None, groups: Sequence[str] | None = None, run_id: str | None = None,
         system: Project | None = None) -> FeatureRunReport:
@@ -745,13 +885,7 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
     backfill = start is not None or end is not None
     if backfill and (start is None or end is None or end <= start):
         raise FtiError("a backfill needs --start and --end with start < end", hint="e.g. --start 2013-01-01 --end 2013-02-01")
-    selected = list(groups or settings.config.features.groups or [g.name for g in system.groups if not g.inserted])
-    chosen = [system.group(g) for g in selected]
-    inserted = [g.name for g in chosen if g.inserted]
-    if inserted:
-        raise FtiError(f"feature group(s) {', '.join(inserted)} of {system.name} are inserted (no sources): feature "
-                       "runs do not compute them", hint="hand their rows over with insert(); run the computed groups")
-    with_labels = groups is None
+    chosen, with_labels = _chosen(settings, system, groups)
 
     # from the first read of raw versions and the forgotten list to the last commit: no deletion between them
     with store.system_lock(system.name, what=f"feature run {run_ctx.run_id}"):
@@ -759,9 +893,21 @@ def run(store: TableStore, settings: Settings, *, now: dt.datetime | None = None
                     end=end, backfill=backfill, run_ctx=run_ctx, started=started)
 
 
-def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list[FeatureGroup], with_labels: bool,
-         now: dt.datetime, start: dt.date | None, end: dt.date | None, backfill: bool, run_ctx: RunContext,
-         started: float) -> FeatureRunReport:
+@dataclass
+class _Planned:
+    """Step 1 of a run (reads only): the sources' versions, their changes since the outputs' watermarks, and the plan
+    of each output."""
+
+    sources: list[str]
+    versions: dict[str, int]
+    found: dict[str, SourceChanges]
+    marks: dict[str, dict[str, int | None]]
+    judged: dict[str, int | None]
+    plans: list[OutputPlan]
+
+
+def _make_plans(store: TableStore, settings: Settings, *, system: Project, chosen: list[FeatureGroup],
+                with_labels: bool, start: dt.date | None, end: dt.date | None, backfill: bool) -> _Planned:
     sources = sorted({s for g in chosen for s in g.sources} | ({system.labels.source} if with_labels else set()))
     versions: dict[str, int] = {}
     for source in sources:
@@ -774,10 +920,7 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
             raise FtiError(f"no raw data for source '{source}' of system {system.name} under {store.home}",
                            hint=f"land data first: fti ingest --system {system.name} ...")
         versions[source] = store.version(raw)
-    report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions))
-    context = system.reference_data(store)
 
-    # 1. the plan: which days each output rewrites
     outputs: list[Output] = [GroupOutput(system, g) for g in chosen] + (
         [LabelsOutput(system, settings)] if with_labels else [])
     found: dict[str, SourceChanges] = {}
@@ -800,12 +943,25 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
                         "rows landed before it are not judged again (their bad rows stay out of every feature)",
                         raw, judged[source], base)
             judged[source] = base
-        report.unattributed[source] = found[source].unattributed
         for day, version, rows, operation in found[source].unattributed:
             log.warning("%s: %d row(s) (land_day %s), added by version %d (%s, not an fti landing), have no day: "
                         "incremental runs cannot place them", raw, rows, day, version, operation)
     plans = [OutputPlan(o, tuple(sorted(days(start, end)))) if backfill  # type: ignore[arg-type]
              else _plan(store, o, found[o.source]) for o in outputs]
+    return _Planned(sources, versions, found, marks, judged, plans)
+
+
+def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list[FeatureGroup], with_labels: bool,
+         now: dt.datetime, start: dt.date | None, end: dt.date | None, backfill: bool, run_ctx: RunContext,
+         started: float) -> FeatureRunReport:
+    # 1. the plan: which days each output rewrites
+    planned = _make_plans(store, settings, system=system, chosen=chosen, with_labels=with_labels, start=start,
+                          end=end, backfill=backfill)
+    sources, versions, found, marks, judged, plans = (planned.sources, planned.versions, planned.found,
+                                                      planned.marks, planned.judged, planned.plans)
+    report = FeatureRunReport(run_id=run_ctx.run_id, now=now, raw_versions=dict(versions),
+                              unattributed={s: found[s].unattributed for s in sources})
+    context = system.reference_data(store)
 
     # 2. read and parse each source ONCE (the sources at once); quarantine its new bad rows (always
     #    incremental: rows are judged once, when they arrive); stop before any feature write past the bad-row share
