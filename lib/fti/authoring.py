@@ -47,6 +47,7 @@ from fti.errors import ConfigError, EnvironmentProblem, FtiError
 from fti.features.aggregations import Aggregation
 from fti.features.definitions import Feature, FeatureGroup
 from fti.features.prediction_time import prediction_time_col
+from fti.features.rules import Check, Field, Unique, Validation
 from fti.features.spec import Labels, Project
 from fti.sources import DeltaSource, Source
 from fti.timeutil import UTC, day_start, parse_duration, plan_batches
@@ -59,8 +60,8 @@ if TYPE_CHECKING:
     from fti.config import Settings
     from fti.store import RunContext, TableStore
 
-__all__ = ["Aggregation", "ConfigError", "EnvironmentProblem", "Feature", "FeatureGroup", "FtiError", "Labels", "LandedBatch",
-           "Landing", "Project", "ProjectConfig", "Source", "DeltaSource", "Tables", "UTC", "day_start", "parse_duration",
+__all__ = ["Aggregation", "Check", "ConfigError", "EnvironmentProblem", "Feature", "FeatureGroup", "Field", "FtiError", "Labels", "LandedBatch",
+           "Landing", "Project", "ProjectConfig", "Source", "DeltaSource", "Tables", "UTC", "Unique", "Validation", "day_start", "parse_duration",
            "plan_batches", "prediction_time_col"]
 
 

@@ -96,7 +96,7 @@ def test_bad_flights_have_reasons(spark, parsed):
         ("N7", "null or empty key: carrier"),
         ("N8", "time_hour disagrees with the local year/month/day/hour"),
         ("N9", "time_hour after the run's clock (2013-11-04T00:00:00+00:00)"),
-        ("N10", "unparseable dep_delay: 'NaN'"),
+        ("N10", "dep_delay is not a finite number: NaN"),
         ("N11", "dep_delay out of range [-1440, 2880]: 99999"),
         ("N12", "unparseable time_hour: '01/01/2013 14:00' (expected YYYY-MM-DDTHH:MM:SSZ)"),
     ], "tailnum string, _reason string")

@@ -15,6 +15,7 @@ from conftest import FEATURE_TABLES, copy_home, store_for
 
 LAND_NOW = "2024-02-25T12:00:00Z"
 RUN_NOW = "2024-02-26T00:00:00Z"
+RUN_CLOCK = "2024-02-26T00:00:00+00:00"  # how a reason names the run's clock
 HEADER = ("entity_id", "event_ts", "kind", "amount")
 
 
@@ -36,16 +37,16 @@ RECOVERABLE = {
                                ("e000002", "21/02/2024 10:00", "activity", "1.0"),
                                ("e000002", "1708509600", "activity", "1.0"),
                                ("e000002", "2024-02-21T10:00:00+02:00", "activity", "1.0"), _good(2)],
-                              {"unparseable event_ts: '2024-02-21 10:00:00'": 1,
-                               "unparseable event_ts: '21/02/2024 10:00'": 1, "unparseable event_ts: '1708509600'": 1,
-                               "unparseable event_ts: '2024-02-21T10:00:00+02:00'": 1}),
+                              {"unparseable event_ts: '2024-02-21 10:00:00' (expected YYYY-MM-DDTHH:MM:SSZ)": 1,
+                               "unparseable event_ts: '21/02/2024 10:00' (expected YYYY-MM-DDTHH:MM:SSZ)": 1, "unparseable event_ts: '1708509600' (expected YYYY-MM-DDTHH:MM:SSZ)": 1,
+                               "unparseable event_ts: '2024-02-21T10:00:00+02:00' (expected YYYY-MM-DDTHH:MM:SSZ)": 1}),
     "timestamp_range.csv": ([("e000003", "2999-01-01T00:00:00Z", "activity", "1.0"),
                              ("e000003", "1969-12-31T23:59:59Z", "activity", "1.0"), _good(3)],
-                            {"event_ts after the run's clock": 1, "event_ts before 1970": 1}),
+                            {f"event_ts after the run's clock ({RUN_CLOCK})": 1, "event_ts before 1970-01-01": 1}),
     "nan_inf.csv": ([("e000004", "2024-02-21T11:00:00Z", "activity", v) for v in ("NaN", "inf", "-Infinity", "1e400")]
                     + [_good(4)],
-                    {"amount not a plausible number: NaN": 1, "amount not a plausible number: inf": 1,
-                     "amount not a plausible number: -Infinity": 1, "amount not a plausible number: 1e400": 1}),
+                    {"amount is not a finite number: NaN": 1, "amount is not a finite number: inf": 1,
+                     "amount is not a finite number: -Infinity": 1, "amount is not a finite number: 1e400": 1}),
     "duplicates.csv": ([_good(5)] * 3, {"duplicate row": 2}),
 }
 REFUSED = {
@@ -146,10 +147,10 @@ def test_recoverable_rows_land_and_are_quarantined_with_their_reason(spark, corp
     code, out, err = _fti(capsys, corpus_home, "features", "--now", RUN_NOW)
     assert code == 0, err
     expected = {(name, reason, n) for name, (_, reasons) in RECOVERABLE.items() for reason, n in reasons.items()}
-    expected |= {("wrong_types.parquet", "amount not a plausible number: abc", 1),
-                 ("wrong_types.parquet", "amount not a plausible number: 12,5", 1),
-                 ("typed_utc.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z'", 1),
-                 ("typed_naive.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z'", 1)}
+    expected |= {("wrong_types.parquet", "unparseable amount: 'abc'", 1),
+                 ("wrong_types.parquet", "unparseable amount: '12,5'", 1),
+                 ("typed_utc.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z' (expected YYYY-MM-DDTHH:MM:SSZ)", 1),
+                 ("typed_naive.parquet", "unparseable event_ts: '2024-02-21T13:00:02.500000Z' (expected YYYY-MM-DDTHH:MM:SSZ)", 1)}
     q = (store.read("synthetic/quarantine").where(F.col("raw_version").isin(list(landed)))
          .groupBy("raw_version", "reason").count().collect())
     assert {(landed[r.raw_version], r.reason, r["count"]) for r in q} == expected

@@ -76,6 +76,8 @@ class FeatureRunReport:
     raw_versions: dict[str, int]
     new_rows: dict[str, int] = field(default_factory=dict)
     bad_rows: dict[str, int] = field(default_factory=dict)
+    # source -> rows kept although a warn rule broke, by reason
+    warned_rows: dict[str, dict[str, int]] = field(default_factory=dict)
     outputs: list[OutputResult] = field(default_factory=list)
     seconds: float = 0.0
     # source -> (land_day, raw version, rows, operation) of rows another writer added without a land_day
@@ -331,6 +333,7 @@ class ParsedSource:
         new_rows: Rows landed since the quarantine's watermark.
         bad_rows: Bad rows among those (quarantined).
         first: The first raw version whose rows this run judges (None: no new rows).
+        warned: Rows among those kept although a ``warn`` rule broke, by reason.
     """
 
     good: DataFrame | None = None
@@ -338,6 +341,7 @@ class ParsedSource:
     new_rows: int = 0
     bad_rows: int = 0
     first: int | None = None
+    warned: dict[str, int] = field(default_factory=dict)
 
 
 def _parse_source(store: TableStore, system: Project, source: str, found: SourceChanges, needed: set[dt.date],
@@ -379,7 +383,7 @@ def _parse_source(store: TableStore, system: Project, source: str, found: Source
     # checkpoint stay small (a cached parse keeps its whole plan, analyzed again by every output)
     parsed = system.parsers[source](rows, now=now, **context).localCheckpoint(eager=True)
     # a forgotten entity never comes back through a recompute, a backfill or rows landed before its deletion
-    good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason"), forgotten(store, system.name)) \
+    good = without_forgotten(parsed.where(F.col("_reason").isNull()).drop("_reason", "_policy", "_warning"), forgotten(store, system.name)) \
         if needed else None
     return ParsedSource(good, parsed, found.new_rows(judged), 0, (judged if judged is not None else -1) + 1 if fresh else None)
 
@@ -398,6 +402,9 @@ def _judge(store: TableStore, system: Project, source: str, parsed: ParsedSource
                                         src.location if isinstance(src, DeltaSource) else src.table(system.name),
                                         parsed.parse, first=parsed.first, version=version, new_rows=parsed.new_rows,
                                         now=now, run=run, max_bad_share=max_bad_share)
+    parsed.warned = quarantine.warnings(parsed.parse)
+    for reason, rows in sorted(parsed.warned.items()):
+        log.warning("%s: %d new row(s) kept although a warn rule broke: %s", source, rows, reason)
 
 
 def _read_days(store: TableStore, table: str, days: Iterable[dt.date]) -> DataFrame | None:
@@ -986,6 +993,7 @@ def _run(store: TableStore, settings: Settings, *, system: Project, chosen: list
                        max_bad_share=max_bad_share)
             quarantine.refuse_rejected(store, system.name, source, marks[source], max_bad_share)
             report.new_rows[source], report.bad_rows[source] = parsed[source].new_rows, parsed[source].bad_rows
+            report.warned_rows[source] = parsed[source].warned
 
         # 3. one commit per output. The outputs are independent tables: up to features.parallel_outputs of them
         #    are computed and committed at once, so one's driver work (planning, the Delta log) overlaps

@@ -11,7 +11,7 @@ from fti.errors import FtiError
 from fti.store import Match, RunContext, TableStore, Txn
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
     from fti.config import Settings
 
@@ -127,12 +127,34 @@ def accept_rejected(store: TableStore, settings: Settings, *, source: str) -> in
     return pending[0]
 
 
+def _gate(parsed: DataFrame) -> Column:
+    """Whether a bad row counts toward the batch gate: rows a ``fail`` rule refused (a declared validation's
+    ``_policy``), or every bad row of a hand-written parser (no ``_policy`` column)."""
+    from pyspark.sql import functions as F
+
+    if "_policy" not in parsed.columns:
+        return F.lit(True)
+    return F.coalesce(F.col("_policy") == "fail", F.lit(True))
+
+
+def warnings(parsed: DataFrame) -> dict[str, int]:
+    """Rows kept although a ``warn`` rule broke, by reason, among the new rows (empty for hand-written parsers)."""
+    from pyspark.sql import functions as F
+
+    if "_warning" not in parsed.columns:
+        return {}
+    rows = parsed.where(F.col("_reason").isNull() & F.col("_warning").isNotNull() & F.col("_raw_version").isNotNull()) \
+        .groupBy("_warning").count().collect()
+    return {r["_warning"]: r["count"] for r in rows}
+
+
 def record(store: TableStore, system: str, source: str, raw: str, parsed: DataFrame, *, first: int, version: int,
            new_rows: int, now: dt.datetime, run: RunContext, max_bad_share: float) -> int:
     """Write the bad rows among ``parsed``'s new ones (those tagged with their ``_raw_version``) of the raw table
     ``raw`` to the quarantine: ONE commit that replaces raw versions ``first..version`` of ``source`` and moves its
-    watermark there (rows are judged once, when they arrive). A rejected batch is recorded IN that commit, then
-    refused. With no bad row there is no commit: the run's outputs carry the watermark (:func:`judged_through`).
+    watermark there (rows are judged once, when they arrive). A rejected batch (more than ``max_bad_share`` of the
+    new rows refused by a ``fail`` rule, see :func:`_gate`) is recorded IN that commit, then refused. With no bad
+    row there is no commit: the run's outputs carry the watermark (:func:`judged_through`).
 
     Returns:
         The number of bad new rows.
@@ -147,28 +169,31 @@ def record(store: TableStore, system: str, source: str, raw: str, parsed: DataFr
         F.lit(source).alias("source"), F.col("_raw_version").alias("raw_version"),
         F.lit(run.run_id).alias("run_id"), F.col("_reason").alias("reason"), F.col("_raw_row").alias("raw_row"),
         F.col("_raw_ingested_at").alias("ingested_at"), F.lit(now).cast("timestamp").alias("detected_at"),
-        F.col("_raw_land_day").alias("land_day"),
+        F.col("_raw_land_day").alias("land_day"), _gate(parsed).alias("_gate"),
     ).cache()
     try:
-        bad_rows = bad.count()
-        rejected = bool(new_rows) and bad_rows / new_rows > max_bad_share
+        counts = bad.agg(F.count(F.lit(1)).alias("bad"), F.sum(F.col("_gate").cast("int")).alias("gated")).first()
+        bad_rows, gated = counts["bad"], counts["gated"] or 0
+        rejected = bool(new_rows) and gated / new_rows > max_bad_share
         if bad_rows == 0:  # nothing to record: no commit (the outputs' watermarks say these rows were judged)
             log.info("%s: %d new raw rows, none quarantined", source, new_rows)
             return 0
-        store.replace_where(qname, bad.coalesce(1), Match.of(source=[source], raw_version=range(first, version + 1)),
+        store.replace_where(qname, bad.drop("_gate").coalesce(1),
+                            Match.of(source=[source], raw_version=range(first, version + 1)),
                             watermarks={source: version}, run=run, txn=Txn(f"quarantine:{source}", version),
                             records=[Txn(REJECTED + source, version)] if rejected else (),
-                            metadata={"fti.bad_rows": bad_rows, "fti.new_rows": new_rows,
+                            metadata={"fti.bad_rows": gated, "fti.quarantined_rows": bad_rows, "fti.new_rows": new_rows,
                                       **({"fti.rejected": source} if rejected else {})})
     finally:
         bad.unpersist()
     if new_rows:
         log.info("%s: %d new raw rows, %d quarantined (%.2f%%)", source, new_rows, bad_rows, 100.0 * bad_rows / new_rows)
     if rejected:
+        others = f", and {bad_rows - gated} more quarantined by quarantine-policy rules" if bad_rows > gated else ""
         raise TooManyBadRows(
-            f"{bad_rows} of {new_rows} new rows of {raw} failed validation "
-            f"({100.0 * bad_rows / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%); feature tables were not changed, "
+            f"{gated} of {new_rows} new rows of {raw} failed validation "
+            f"({100.0 * gated / new_rows:.1f}% > {100.0 * max_bad_share:.1f}%{others}); feature tables were not changed, "
             "and later runs refuse this batch until it is accepted",
-            hint=accept_hint(system, source, qname, run.run_id, bad_rows / new_rows),
+            hint=accept_hint(system, source, qname, run.run_id, gated / new_rows),
         )
     return bad_rows

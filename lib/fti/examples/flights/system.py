@@ -29,8 +29,7 @@ def build() -> Project:
     """The flights project's definitions."""
     return Project(
         sources=SOURCES,
-        parsers={"raw_flights": parse.parse_flights,
-                 "raw_weather": lambda df, now, **ctx: parse.parse_weather(df, now=now)},
+        parsers={"raw_flights": parse.FLIGHTS, "raw_weather": parse.WEATHER},
         groups=groups.GROUPS,
         labels=Labels(
             source="raw_flights",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from fti.authoring import Aggregation, Feature, FeatureGroup, Labels, Project, parse_duration, prediction_time_col
+from fti.authoring import (Aggregation, Feature, FeatureGroup, Field, Labels, Project, Unique, Validation, parse_duration,
+                           prediction_time_col)
 
 from .generate import EVENTS, load
 
@@ -15,28 +16,19 @@ if TYPE_CHECKING:
     from fti.authoring import ProjectConfig
 
 
-def parse_events(raw: DataFrame, *, now: dt.datetime, **_: object) -> DataFrame:
-    """Typed events with ``_reason`` for the bad ones (null keys, bad timestamps or amounts, duplicates)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    ts = F.expr("try_to_timestamp(event_ts, \"yyyy-MM-dd'T'HH:mm:ss'Z'\")")
-    amount = F.expr("try_cast(amount as double)")
-    df = raw.withColumn("_ts", ts).withColumn("_amount", amount)
-    reason = (F.when(F.col("entity_id").isNull() | (F.trim("entity_id") == ""), F.lit("null or empty key: entity_id"))
-              .when(F.col("_ts").isNull(), F.concat(F.lit("unparseable event_ts: '"), F.coalesce("event_ts", F.lit("")), F.lit("'")))
-              .when(F.col("_ts") > F.lit(now).cast("timestamp"), F.lit("event_ts after the run's clock"))
-              .when(F.col("_ts") < F.lit("1970-01-01").cast("timestamp"), F.lit("event_ts before 1970"))
-              .when(~F.col("kind").isin("activity", "purchase"), F.concat(F.lit("unknown kind: "), F.coalesce("kind", F.lit("null"))))
-              .when(F.col("_amount").isNull() | F.isnan("_amount") | (F.col("_amount") < 0) | (F.col("_amount") > 1e7),
-                    F.concat(F.lit("amount not a plausible number: "), F.coalesce("amount", F.lit("null")))))
-    df = df.withColumn("_reason", reason)
-    content = F.sha2(F.to_json(F.struct(*EVENTS.columns)), 256)
-    order = Window.partitionBy(content).orderBy(F.col("ingested_at").desc(), F.col("_batch").desc())
-    df = df.withColumn("_reason", F.coalesce("_reason", F.when(F.row_number().over(order) > 1, F.lit("duplicate row"))))
-    return df.select(F.col("entity_id"), F.col("_ts").alias("event_time"), F.to_date("_ts").alias("day"), "kind",
-                     F.col("_amount").alias("amount"), "ingested_at", "_reason",
-                     *[c for c in raw.columns if c.startswith("_raw_")])
+# typed events; the bad ones (null keys, bad timestamps, kinds or amounts, exact duplicates) are quarantined, and
+# past features.max_bad_share the batch is rejected
+EVENT_RULES = Validation(
+    fields=(Field("entity_id", key=True),
+            Field("event_ts", "timestamp", format="yyyy-MM-dd'T'HH:mm:ss'Z'", expected="YYYY-MM-DDTHH:MM:SSZ", between=("1970-01-01", None),
+                  not_in_future=True, not_null=True),
+            Field("kind", not_null=True, in_set=("activity", "purchase")),
+            Field("amount", "double", not_null=True, between=(0, 1e7))),
+    derive={"event_time": "event_ts", "day": "to_date(event_ts)"},
+    unique=Unique(),
+    policy="fail",
+    keep=("entity_id", "event_time", "day", "kind", "amount"),
+)
 
 
 def canary(inputs: dict[str, DataFrame], **_: object) -> DataFrame:
@@ -80,7 +72,7 @@ def build() -> Project:
     """The synthetic project's definitions."""
     return Project(
         sources={"raw_events": EVENTS},
-        parsers={"raw_events": parse_events},
+        parsers={"raw_events": EVENT_RULES},
         groups=GROUPS,
         labels=Labels(source="raw_events", transform=labels,
                           description="Entity-days with whether the entity purchased that day",
