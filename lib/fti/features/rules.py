@@ -6,7 +6,7 @@ once, with its typed columns and ``_reason`` (null for a good row, else the firs
 quarantine keeps). Rules are judged in this order: missing keys and ``not_null`` of every field, then each
 field in declaration order (parses as its type and ``format``, finite, whole, ``between``, ``in_set``,
 ``matches``, ``not_in_future``), then the :class:`Check` rules in order, then :class:`Unique`. A value that breaks
-its field's rule is null in its typed column, so derived columns never see it.
+its field's rule is null in its typed column, so derived columns never see it. A reason names the raw column.
 
 Each rule has a policy (the validation's default unless it names its own):
 
@@ -15,9 +15,10 @@ Each rule has a policy (the validation's default unless it names its own):
   broke a ``fail`` rule (nothing is written until ``fti features accept``; the gate every hand-written parser has);
 - ``warn``: the row is kept; the run logs how many rows broke the rule and the report counts them.
 
-Why column expressions and not Great Expectations or pandera: both report per batch (counts and a sample of
-failing values), neither yields each failing row's reason in the rows themselves, and both run a Spark job per
-expectation; these rules are one projection and one window over the rows the run reads anyway.
+Why column expressions and not Great Expectations or pandera: both report per batch (pandera one error per check,
+Great Expectations counts and the failing rows' key values collected to the driver, a metric job per expectation);
+neither marks each failing row with its reason in the rows themselves. These rules are a few staged projections
+(and one window for :class:`Unique`) over the rows the run reads anyway.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class Validation:
         return compile_validation(self, raw, now=now, context=context)
 
     def rules(self) -> list[tuple[str, str]]:
-        """Each rule as ``(what it checks, policy)``, in the order rows are judged (for docs and ``fti plan``)."""
+        """Each rule as ``(what it checks, policy)``, in the order rows are judged."""
         out = [(f"{f.name}: {'key' if f.key else 'not null'}", f.policy or self.policy)
                for f in self.fields if f.key or f.not_null]
         for f in self.fields:
