@@ -24,6 +24,7 @@ neither marks each failing row with its reason in the rows themselves. These rul
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 POLICIES = ("quarantine", "fail", "warn")
+DECIMAL = re.compile(r"decimal\(\s*\d+\s*,\s*\d+\s*\)")
 TEMPORAL = ("date", "timestamp")
 INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 FRACTIONAL = ("float", "double")
@@ -80,6 +82,13 @@ class Field:
     description: str = ""
 
     def __post_init__(self) -> None:
+        kind = self.type.lower()
+        if kind not in ("string", "boolean", *INTEGRAL, *FRACTIONAL, *TEMPORAL) and not DECIMAL.fullmatch(kind):
+            raise ConfigError(f"field {self.name!r}: unknown type {self.type!r}",
+                              hint="types: string, boolean, tinyint, smallint, int, bigint, float, double, "
+                                   "decimal(p,s), date, timestamp")
+        if self.whole and kind not in FRACTIONAL:
+            raise ConfigError(f"field {self.name!r}: whole is for float and double fields (integral types are whole)")
         if self.format and self.type not in TEMPORAL:
             raise ConfigError(f"field {self.name!r}: a format is for date and timestamp fields, not {self.type}",
                               hint="drop format=, or make the field's type date or timestamp")
@@ -159,22 +168,11 @@ class Validation:
     def __call__(self, raw: DataFrame, *, now: dt.datetime, **context: Any) -> DataFrame:
         return compile_validation(self, raw, now=now, context=context)
 
-    def rules(self) -> list[tuple[str, str]]:
-        """Each rule as ``(what it checks, policy)``, in the order rows are judged."""
-        out = [(f"{f.name}: {'key' if f.key else 'not null'}", f.policy or self.policy)
-               for f in self.fields if f.key or f.not_null]
-        for f in self.fields:
-            parts = [f"parses as {f.type}" + (f" ({f.format})" if f.format else "")] if f.type != "string" else []
-            parts += ["whole"] if f.whole else []
-            parts += [f"between {f.between}"] if f.between else []
-            parts += [f"in {list(f.in_set)}"] if f.in_set else []
-            parts += [f"matches {f.matches}"] if f.matches else []
-            parts += ["not in the future"] if f.not_in_future else []
-            out += [(f"{f.name}: {p}", f.policy or self.policy) for p in parts]
-        out += [(c.condition, c.policy or self.policy) for c in self.checks]
-        if self.unique is not None:
-            out.append((f"unique {', '.join(self.unique.key) or 'row'}", self.unique.policy or self.policy))
-        return out
+    def policies(self) -> set[str]:
+        """The policies its rules have."""
+        named = [f.policy for f in self.fields] + [c.policy for c in self.checks] + \
+            [self.unique.policy if self.unique else None]
+        return {p or self.policy for p in named}
 
 
 def _check_policy(policy: str | None, what: str) -> None:
@@ -325,7 +323,7 @@ def compile_validation(v: Validation, raw: DataFrame, *, now: dt.datetime, conte
         df = _add_rules(df, [(later, reason, v.unique.policy or v.policy)])
     keep = v.keep or tuple([f.name for f in v.fields] + list(v.derive))
     extra = [c for c in df.columns if c.startswith("_raw_") or c == "_raw_version"]
-    warns = any(p == "warn" for _, p in v.rules())  # no warn rule: no column (and no job counting warnings)
+    warns = "warn" in v.policies()  # no warn rule: no column (and no job counting warnings)
     out = df.select(*[F.col(f"`{c}`") for c in keep], "ingested_at", "_reason", POLICY_COL,
                     *([WARNING_COL] if warns else []), *extra)
     return v.transform(out, now=now, **context) if v.transform else out
