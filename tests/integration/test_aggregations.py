@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from chispa import assert_approx_df_equality
 
 from fti.authoring import Aggregation, FeatureGroup
@@ -76,4 +77,17 @@ def test_partials_of_separate_days_combine_to_the_recompute(spark):
     parts = [GROUP.daily({"orders": rows.where(F.col("day") == d)}) for d in days]
     got = GROUP.combine(reduce(lambda a, b: a.unionByName(b), parts))
     assert_approx_df_equality(got, spark.createDataFrame(EXPECTED, EXPECTED_SCHEMA), 1e-9, ignore_row_order=True,
+                              ignore_nullable=True)
+
+
+@pytest.mark.parametrize("day", [dt.date(2024, 3, 2), dt.date(2024, 3, 4)])
+def test_combine_of_the_days_written_equals_those_rows_of_the_whole_combine(spark, day):
+    """What an incremental run asks for (``days=``): only those days' rows, each aggregating the partials its
+    windows cover (a join), equal to the same rows of the window-function combine."""
+    from pyspark.sql import functions as F
+
+    partials = GROUP.daily({"orders": spark.createDataFrame(ROWS, SCHEMA)})
+    expected = spark.createDataFrame(EXPECTED, EXPECTED_SCHEMA).where(F.col("day") == day)
+    assert expected.count() > 0
+    assert_approx_df_equality(GROUP.combine(partials, days=[day]), expected, 1e-9, ignore_row_order=True,
                               ignore_nullable=True)

@@ -175,23 +175,24 @@ class _Unit:
         # count_distinct: a mergeable HLL sketch of the day's values
         return [F.hll_sketch_agg(F.when(x.isNotNull(), x.cast("string")), HLL_LG_K).alias(f"{p}_hll")]
 
-    def combined(self, window: Any) -> Column:
-        """The feature over one trailing window (a window spec over the partials, ordered by day)."""
+    def combined(self, col: Callable[[str], Column], over: Callable[[Column], Column]) -> Column:
+        """The feature over one trailing window: ``col(name)`` is a partial column as the window sees it, ``over``
+        makes an aggregate of those the window's value (a window function, or the aggregate of a group)."""
         from pyspark.sql import functions as F
 
         p, fn = self.prefix(), self.agg.function
         if fn == "count":
-            return F.sum(f"{p}_n").over(window)
+            return over(F.sum(col(f"{p}_n")))
         if fn == "sum":
-            return F.sum(f"{p}_s").over(window)
+            return over(F.sum(col(f"{p}_s")))
         if fn == "mean":
-            n = F.sum(f"{p}_n").over(window)
-            return F.when(n > 0, F.sum(f"{p}_s").over(window).cast("double") / n)
+            n = over(F.sum(col(f"{p}_n")))
+            return F.when(n > 0, over(F.sum(col(f"{p}_s"))).cast("double") / n)
         if fn in ("min", "max"):
-            return getattr(F, fn)(f"{p}_{fn}").over(window)
+            return over(getattr(F, fn)(col(f"{p}_{fn}")))
         if fn in ("stddev", "variance"):
-            days = F.collect_list(F.when(F.col(f"{p}_n") > 0, F.struct(
-                F.col(f"{p}_n").alias("n"), F.col(f"{p}_mean").alias("mean"), F.col(f"{p}_m2").alias("m2")))).over(window)
+            days = over(F.collect_list(F.when(col(f"{p}_n") > 0, F.struct(
+                col(f"{p}_n").alias("n"), col(f"{p}_mean").alias("mean"), col(f"{p}_m2").alias("m2")))))
             start = F.struct(F.lit(0).cast("bigint").alias("n"), F.lit(0.0).alias("mean"), F.lit(0.0).alias("m2"))
 
             def merge(acc: Column, day: Column) -> Column:
@@ -204,8 +205,8 @@ class _Unit:
             variance = F.when(total["n"] > 1, total["m2"] / (total["n"] - 1))
             return variance if fn == "variance" else F.sqrt(variance)
         if fn == "last":
-            return F.max(f"{p}_last").over(window)["v"]
-        return F.hll_sketch_estimate(F.hll_union_agg(f"{p}_hll").over(window))
+            return over(F.max(col(f"{p}_last")))["v"]
+        return F.hll_sketch_estimate(over(F.hll_union_agg(col(f"{p}_hll"))))
 
 
 def _units(aggregations: Sequence[Aggregation]) -> list[_Unit]:
@@ -263,20 +264,38 @@ def compile_aggregations(*, group: str, keys: Sequence[str], source: str, aggreg
         partials = [c for unit in units for c in unit.partials(time_column)]
         return rows.groupBy(*keys, "day").agg(F.max(time_column).alias("_known"), *partials)
 
-    def combine(partials: DataFrame, **_: object) -> DataFrame:
-        """The features over each trailing window from :func:`daily` rows, on the days a key has rows."""
+    def combine(partials: DataFrame, *, days: Sequence[Any] | None = None, **_: object) -> DataFrame:
+        """The features over each trailing window from :func:`daily` rows, on the days a key has rows (only on
+        ``days`` when given: then each of those rows aggregates the partials its windows cover, so the cost is
+        the rows written times the window, not every partial read times the window)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         partials = partials.withColumn("_daynum", F.datediff(F.col("day"), F.lit("1970-01-01").cast("date")))
+        if days is None:
+            def trailing(n: int) -> Any:
+                return Window.partitionBy(*keys).orderBy("_daynum").rangeBetween(-(n - 1), 0)
 
-        def trailing(days: int) -> Any:
-            return Window.partitionBy(*keys).orderBy("_daynum").rangeBetween(-(days - 1), 0)
+            out = {name: unit.combined(F.col, lambda agg, n=n: agg.over(trailing(n))).cast(types[name]).alias(name)
+                   for unit in units for name, n in unit.features}
+            return partials.select(*keys, "day", F.max("_known").over(trailing(lookback)).alias("event_time"),
+                                   *[out[name] for name in names])
+        targets = partials.where(F.col("day").isin(list(days))).select(
+            *[F.col(k).alias(f"_t{i}") for i, k in enumerate(keys)], F.col("day").alias("_tday"),
+            F.col("_daynum").alias("_tnum"))
+        on = [targets[f"_t{i}"].eqNullSafe(partials[k]) for i, k in enumerate(keys)] + [
+            partials["_daynum"].between(targets["_tnum"] - (lookback - 1), targets["_tnum"])]
+        joined = targets.join(partials, on).withColumn("_age", F.col("_tnum") - F.col("_daynum"))
 
-        out = {name: unit.combined(trailing(days)).cast(types[name]).alias(name)
-               for unit in units for name, days in unit.features}
-        return partials.select(*keys, "day", F.max("_known").over(trailing(lookback)).alias("event_time"),
-                               *[out[name] for name in names])
+        def within(n: int) -> Callable[[str], Column]:
+            return lambda name: F.when(F.col("_age") < n, F.col(name))
+
+        out = {name: unit.combined(within(n), lambda agg: agg).cast(types[name]).alias(name)
+               for unit in units for name, n in unit.features}
+        grouped = joined.groupBy(*[f"_t{i}" for i in range(len(keys))], "_tday").agg(
+            F.max("_known").alias("event_time"), *[out[name] for name in names])
+        return grouped.select(*[F.col(f"_t{i}").alias(k) for i, k in enumerate(keys)], F.col("_tday").alias("day"),
+                              "event_time", *names)
 
     def transform(inputs: dict[str, DataFrame], **context: object) -> DataFrame:
         """The group's rows recomputed from raw: the partials of every day, combined."""

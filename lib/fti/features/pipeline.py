@@ -510,7 +510,10 @@ class GroupOutput(Output):
             fresh = self._write_state(store, inputs, recompute, run=run, raw_version=raw_version, backfill=backfill)
         if plan.from_state:  # the recomputed days' partials and the stored ones of the rest of the look-back
             stored = _read_days(store, state_table(self.table), widen(days, self.lookback, forward=False) - set(recompute))
-            out = group.combine(fresh if stored is None else fresh.unionByName(stored.select(*fresh.columns)))
+            partials = fresh if stored is None else fresh.unionByName(stored.select(*fresh.columns))
+            # a declared combine computes only the rows of the days written (a hand-written one gets the partials)
+            out = group.combine(partials, days=days) if getattr(group.combine, "fti_declared", False) \
+                else group.combine(partials)
         else:  # the look-back's raw rows
             out = group.transform({self.source: inputs}, now=now)
         out = _finish(out.where(F.col("day").isin(days)), keys=group.keys,
