@@ -191,8 +191,10 @@ class _Unit:
         if fn in ("min", "max"):
             return over(getattr(F, fn)(col(f"{p}_{fn}")))
         if fn in ("stddev", "variance"):
-            days = over(F.collect_list(F.when(col(f"{p}_n") > 0, F.struct(
-                col(f"{p}_n").alias("n"), col(f"{p}_mean").alias("mean"), col(f"{p}_m2").alias("m2")))))
+            # merged in day order: the same bits whichever order the rows arrive in (a join's groups have none)
+            days = F.array_sort(over(F.collect_list(F.when(col(f"{p}_n") > 0, F.struct(
+                col("_daynum").alias("d"), col(f"{p}_n").alias("n"), col(f"{p}_mean").alias("mean"),
+                col(f"{p}_m2").alias("m2"))))))
             start = F.struct(F.lit(0).cast("bigint").alias("n"), F.lit(0.0).alias("mean"), F.lit(0.0).alias("m2"))
 
             def merge(acc: Column, day: Column) -> Column:
