@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ("pit_join", "pit_join_full", "pit_skew", "incremental", "feature_run", "train", "train_10m", "score", "score_local", "delta_write")
+ORDER = ("pit_join", "pit_join_full", "pit_skew", "incremental", "incremental_declared", "feature_run", "train", "train_10m", "score", "score_local", "delta_write")
 
 
 def _earlier_rows(path: Path) -> dict[str, str]:
