@@ -197,12 +197,27 @@ def test_incremental_and_backfill_runs_equal_a_duckdb_recompute(spark, tmp_path,
         from_state.append(out.from_state)
         _check(store, _good(landed), aggregations, when=f"seed {seed}, after batch {batch}")
     assert any(from_state[1:]), "no incremental run combined stored partials: the property was not exercised"
+    assert not any(o.joined_days for o in report.outputs), "three-day batches of an 8-day look-back take windows"
+
+    # one new day: the combine joins that day's rows with the partials its windows cover
+    clock = dt.datetime.combine(first + dt.timedelta(days=days + 1), dt.time(12), UTC)
+    new = [{"user_id": user, "ts": (dt.datetime.combine(first + dt.timedelta(days=days), dt.time(12), UTC)
+                                    + dt.timedelta(seconds=int(s))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "amount": str(int(rng.integers(0, 100))), "channel": "web", "item": "a"}
+           for user in ("u1", "u3") for s in rng.choice(36000, size=3, replace=False)]  # one New York day
+    frame = spark.createDataFrame([tuple(r[c] for c in COLUMNS) for r in new], ", ".join(f"{c} string" for c in COLUMNS))
+    land(store, "synthetic", EVENTS, frame, ingested_at=clock, source_label="one day")
+    landed += new
+    report = pipeline.run(store, settings, system=project, now=clock)
+    out = next(o for o in report.outputs if o.table == "synthetic/declared")
+    assert out.from_state and out.joined_days == 1, out
+    _check(store, _good(landed), aggregations, when=f"seed {seed}, after the one-day batch")
 
     copy = tmp_path / "copy"
     shutil.copytree(home, copy, ignore=shutil.ignore_patterns("_locks"))
     copied = load_config("synthetic", home=copy, env=LENIENT)
     copied_store = open_store(spark, copied)
     backfill = pipeline.run(copied_store, copied, system=project, now=clock, start=first - dt.timedelta(days=1),
-                            end=first + dt.timedelta(days=days + 1), groups=["declared"])
+                            end=first + dt.timedelta(days=days + 2), groups=["declared"])
     assert not backfill.outputs[0].from_state
     _check(copied_store, _good(landed), aggregations, when=f"seed {seed}, backfill")

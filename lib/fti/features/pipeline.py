@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from fti.config import Settings
 
 log = logging.getLogger(__name__)
+# a declared combine joins when the written days that hold data, times this, are at most the look-back
+JOIN_SHARE = 4
 
 @dataclass
 class OutputResult:
@@ -65,6 +67,7 @@ class OutputResult:
     dropped: int = 0
     input_days: int = 0  # days of raw rows the run read for it
     from_state: bool = False  # stored per-day partials served the rest of its look-back
+    joined_days: int = 0  # days whose rows a declared combine computed by a join (0: by window functions)
 
 
 @dataclass
@@ -474,6 +477,7 @@ class GroupOutput(Output):
         self.system, self.group = system, group
         self.table, self.source, self.lookback = group.table(system.name), group.sources[0], group.lookback_days
         self.stat_columns = ["event_time", *group.feature_names]
+        self.joined_days = 0  # the days the last run's declared combine computed by a join (0: window functions)
 
     def ensure(self, store: TableStore) -> bool:
         return _ensure_group_table(store, self.system, self.group)[1]
@@ -494,6 +498,24 @@ class GroupOutput(Output):
         return (covered is not None and covered >= mark and props.get("fti.definition") == self.state_definition()
                 and first is not None and bool(needed) and min(needed) >= dt.date.fromisoformat(first))
 
+    def join_targets(self, store: TableStore, days: Sequence[dt.date], recompute: Sequence[dt.date]
+                     ) -> list[dt.date] | None:
+        """The days a declared combine computes by joining their rows with the partials their windows cover, or
+        None: window functions over every partial read. A join costs the rows written times the look-back, window
+        functions every partial read (the look-back plus the days written) with a sort per window, so the join
+        pays when the written days that hold data are few against the look-back (measured on 2 cores: one new
+        day of a 28-day look-back 1.75x faster by the join, a month of new days 1.2x slower). The written days
+        after the last recomputed one hold data only where a stored state file may hold them (the log's
+        statistics: no Spark job)."""
+        fresh = set(recompute)
+        others = [d for d in days if d not in fresh]
+        stored: list[dt.date] = []
+        if others and store.exists(state_table(self.table)):
+            files = store.files_holding(state_table(self.table), Match.of(day=others))
+            stored = [d for d in others if any(Match.of(day=[d]).may_hold(f) for f in files)]
+        written = sorted({d for d in days if d in fresh} | set(stored))
+        return written if written and len(written) * JOIN_SHARE <= self.lookback else None
+
     def state_definition(self) -> str:
         """What the state's partials depend on: the group's definition AND its ``daily``/``combine`` code (changed
         code must not combine with partials the old code wrote)."""
@@ -505,15 +527,19 @@ class GroupOutput(Output):
         from pyspark.sql import functions as F
 
         group, days = self.group, list(plan.days)
+        self.joined_days = 0
         if group.keeps_state:
             recompute = sorted(plan.recompute if plan.from_state else plan.input_days)
             fresh = self._write_state(store, inputs, recompute, run=run, raw_version=raw_version, backfill=backfill)
         if plan.from_state:  # the recomputed days' partials and the stored ones of the rest of the look-back
             stored = _read_days(store, state_table(self.table), widen(days, self.lookback, forward=False) - set(recompute))
             partials = fresh if stored is None else fresh.unionByName(stored.select(*fresh.columns))
-            # a declared combine computes only the rows of the days written (a hand-written one gets the partials)
-            out = group.combine(partials, days=days) if getattr(group.combine, "fti_declared", False) \
-                else group.combine(partials)
+            if getattr(group.combine, "fti_declared", False):
+                targets = self.join_targets(store, days, recompute)
+                self.joined_days = len(targets or ())
+                out = group.combine(partials, days=targets)
+            else:  # a hand-written combine gets the partials
+                out = group.combine(partials)
         else:  # the look-back's raw rows
             out = group.transform({self.source: inputs}, now=now)
         out = _finish(out.where(F.col("day").isin(days)), keys=group.keys,
@@ -745,7 +771,8 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
     log.info("%s: version %s, %d rows over %d day(s) %s..%s (%.1f s)", name, result.version, rows, len(affected),
              affected[0], affected[-1], seconds)
     return OutputResult(name, status, result.version, rows, len(affected), affected[0], affected[-1], seconds,
-                        input_days=len(needed), from_state=plan.from_state)
+                        input_days=len(needed), from_state=plan.from_state,
+                        joined_days=getattr(output, "joined_days", 0))
 
 
 def _chosen(settings: Settings, system: Project, groups: Sequence[str] | None) -> tuple[list[FeatureGroup], bool]:
