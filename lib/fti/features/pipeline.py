@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # a declared combine joins when the written days that hold data, times this, are at most the look-back
 JOIN_SHARE = 4
-STATE_FILE_DAYS = 7  # days of partials per state file
 
 @dataclass
 class OutputResult:
@@ -411,15 +410,6 @@ def _judge(store: TableStore, system: Project, source: str, parsed: ParsedSource
         log.warning("%s: %d new row(s) kept although a warn rule broke: %s", source, rows, reason)
 
 
-def _state_files(partials: DataFrame, days: Sequence[dt.date]) -> DataFrame:
-    """Partials laid out for the state table: one file per ``STATE_FILE_DAYS`` days, sorted by day, so a later run
-    that reads the few days of its look-back scans only the files that hold them (the log's ``day`` statistics),
-    not one file of a whole backfill's history."""
-    files = -(-len(days) // STATE_FILE_DAYS)
-    spread = partials.repartitionByRange(files, "day") if files > 1 else partials.coalesce(1)
-    return spread.sortWithinPartitions("day")
-
-
 def _read_days(store: TableStore, table: str, days: Iterable[dt.date]) -> DataFrame | None:
     """The rows of ``days`` of a table, read from only the files whose ``day`` statistics may hold them (found in
     the log, no Spark job); None when no file may."""
@@ -577,7 +567,7 @@ class GroupOutput(Output):
                       watermarks=None if backfill else {self.source: raw_version}, inputs={self.source: raw_version},
                       run=run, metadata={"fti.days": f"{recompute[0]}..{recompute[-1]}", "fti.backfill": backfill})
         if self._state_in_sync(store, definition):
-            store.replace_where(name, _state_files(fresh, recompute), Match.of(day=recompute), **common)
+            store.replace_where(name, fresh.coalesce(1).sortWithinPartitions("day"), Match.of(day=recompute), **common)
             return fresh
         # written by another definition or code, or behind the group (runs that did not write it): its other days
         # may be missing or stale, so it starts over from the days recomputed now (complete from the first of them)
@@ -587,7 +577,7 @@ class GroupOutput(Output):
         # another definition's partials may be other columns: new ones are added, the old ones read as null
         gone = [f for f in store.schema(name).fields if f.name not in fresh.columns]
         rebuilt = fresh.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in gone])
-        store.overwrite(name, _state_files(rebuilt, recompute), allow_new_columns=True, **common)
+        store.overwrite(name, rebuilt.coalesce(1).sortWithinPartitions("day"), allow_new_columns=True, **common)
         store.set_properties(name, {"fti.definition": definition, "fti.state.complete_from": recompute[0].isoformat()},
                              run=run)
         return fresh
