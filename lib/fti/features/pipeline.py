@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # a declared combine joins when the written days that hold data, times this, are at most the look-back
 JOIN_SHARE = 4
 
+
 @dataclass
 class OutputResult:
     """What a run did to one output table."""
@@ -504,9 +505,9 @@ class GroupOutput(Output):
         None: window functions over every partial read. A join costs the rows written times the look-back, window
         functions every partial read (the look-back plus the days written) with a sort per window, so the join
         pays when the written days that hold data are few against the look-back (measured on 2 cores: one new
-        day of a 28-day look-back 1.75x faster by the join, a month of new days 1.2x slower). The written days
-        after the last recomputed one hold data only where a stored state file may hold them (the log's
-        statistics: no Spark job)."""
+        day of a 28-day look-back 1.75x faster by the join, a month of new days 1.2x slower). A written day that
+        was not recomputed holds data only where a stored state file may hold it (the log's statistics: no Spark
+        job)."""
         fresh = set(recompute)
         others = [d for d in days if d not in fresh]
         stored: list[dt.date] = []
