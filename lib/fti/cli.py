@@ -169,6 +169,9 @@ def cmd_features(args: argparse.Namespace) -> int:
     for source, new in report.new_rows.items():
         if new:
             print(f"{source}: {new} new raw rows, {report.bad_rows[source]} quarantined")
+    for o in report.outputs:
+        if o.quarantined:
+            print(f"{o.table}: {o.quarantined} computed rows quarantined by its checks")
     for line in report.unattributed_hints(settings.system):
         print(line, file=sys.stderr)
     if report.up_to_date:

@@ -6,6 +6,7 @@ no table changes), ``quarantine`` rows are quarantined without rejecting the bat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 
@@ -181,3 +182,71 @@ def test_policies_in_a_feature_run(spark, tmp_path, policy):
         want = [("u1", 510.0), ("u2", 15.0)]
     assert_df_equality(spend, spark.createDataFrame(want, "user_id string, spend_2d double"), ignore_row_order=True,
                        ignore_nullable=True)
+
+
+def _checked(policy: str | None) -> Project:
+    """The payments project with one check on the group's own rows: at most 100 spent in 2 days."""
+    base = _project(Field("amount", "double"))
+    group = dataclasses.replace(base.groups[0], checks=(
+        Check("spend_2d <= 100", "spent more than 100 in 2 days", policy=policy),))
+    return dataclasses.replace(base, groups=(group,))
+
+
+@pytest.mark.parametrize("policy", ["fail", "quarantine", "warn"])
+def test_checks_on_a_groups_own_rows(spark, tmp_path, policy):
+    """A group's checks judge the rows it computes: ``quarantine`` keeps a breaking row out of the group and in
+    the quarantine (source: the group's table), and a later run that recomputes the day clean replaces it there;
+    ``warn`` keeps and counts it; ``fail`` past ``max_bad_share`` refuses the group's write (nothing of it written)."""
+    project = _checked(policy)
+    settings = load_config("synthetic", home=tmp_path / "home")
+    store = open_store(spark, settings)
+
+    def land_rows(rows, at):
+        land(store, "synthetic", EVENTS, spark.createDataFrame(rows, "user_id string, ts string, amount string"),
+             ingested_at=at, source_label="batch")
+
+    land_rows([("u1", "2024-03-01T10:00:00Z", "10"), ("u1", "2024-03-01T11:00:00Z", "500"),
+               ("u2", "2024-03-01T10:00:00Z", "20")], dt.datetime(2024, 3, 2, tzinfo=UTC))
+    clock = dt.datetime(2024, 3, 2, tzinfo=UTC)
+    schema = "user_id string, spend_2d double"
+    if policy == "fail":
+        with pytest.raises(TooManyBadRows) as e:
+            pipeline.run(store, settings, system=project, now=clock)
+        assert ("1 of 2 rows synthetic/spend computed for 2024-03-01..2024-03-02 broke a fail check (50.0% > 5.0%; "
+                "spent more than 100 in 2 days: 1): synthetic/spend was not changed") in str(e.value)
+        assert not store.exists("synthetic/spend") or store.read("synthetic/spend").count() == 0
+        # a share that allows it: the refused rows are quarantined and the rest written, from the state the
+        # refused run kept
+        settings = load_config("synthetic", home=tmp_path / "home", env={"FTI__FEATURES__MAX_BAD_SHARE": "0.6"})
+        pipeline.run(open_store(spark, settings), settings, system=project, now=clock)
+        assert_df_equality(store.read("synthetic/spend").select("user_id", "spend_2d"),
+                           spark.createDataFrame([("u2", 20.0)], schema), ignore_nullable=True)
+        assert store.read("synthetic/quarantine").where("source = 'synthetic/spend'").count() == 1
+        return
+    report = pipeline.run(store, settings, system=project, now=clock)
+    (spend,) = [o for o in report.outputs if o.table == "synthetic/spend"]
+    rows = store.read("synthetic/spend").select("user_id", "spend_2d")
+    if policy == "warn":
+        assert spend.quarantined == 0 and spend.warned == {"spent more than 100 in 2 days": 1}
+        assert_df_equality(rows, spark.createDataFrame([("u1", 510.0), ("u2", 20.0)], schema),
+                           ignore_row_order=True, ignore_nullable=True)
+        return
+
+    def quarantined():
+        return store.read("synthetic/quarantine").where("source = 'synthetic/spend'").select(
+            "reason", F.get_json_object("raw_row", "$.user_id").alias("user_id"),
+            F.get_json_object("raw_row", "$.spend_2d").cast("double").alias("spend_2d"), "land_day")
+
+    assert spend.quarantined == 1 and spend.warned == {}
+    assert_df_equality(rows, spark.createDataFrame([("u2", 20.0)], schema), ignore_nullable=True)
+    assert_df_equality(quarantined(), spark.createDataFrame(
+        [("spent more than 100 in 2 days", "u1", 510.0, dt.date(2024, 3, 1))],
+        "reason string, user_id string, spend_2d double, land_day date"), ignore_nullable=True)
+    # a late refund brings u1's day under the limit: the recompute writes the row and clears the quarantine
+    land_rows([("u1", "2024-03-01T12:00:00Z", "-450")], dt.datetime(2024, 3, 3, tzinfo=UTC))
+    report = pipeline.run(store, settings, system=project, now=dt.datetime(2024, 3, 3, tzinfo=UTC))
+    assert [o.quarantined for o in report.outputs if o.table == "synthetic/spend"] == [0]
+    assert_df_equality(store.read("synthetic/spend").select("user_id", "spend_2d"),
+                       spark.createDataFrame([("u1", 60.0), ("u2", 20.0)], schema), ignore_row_order=True,
+                       ignore_nullable=True)
+    assert quarantined().count() == 0

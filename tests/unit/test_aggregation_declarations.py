@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fti.authoring import Aggregation, Feature, FeatureGroup
+from fti.authoring import Aggregation, Check, Feature, FeatureGroup
 
 
 def _group(*aggregations: Aggregation, **kw) -> FeatureGroup:
@@ -53,6 +53,10 @@ def test_a_copy_of_a_declared_group_is_compiled_again():
                           aggregations=(Aggregation("v", "sum", "7d"),)), "give either the aggregations or those"),
     (lambda: FeatureGroup(name="g", keys=("k",), sources=("a",), description="d", transform=lambda inputs: None,
                           features=(Feature("v", "double", "v"),), where="v > 0"), "belong to declared aggregations"),
+    (lambda: _group(Aggregation("amount", "sum", "7d"), checks=("sum_amount_7d >= 0",)),
+     "checks are Check\\(condition, reason, policy\\) rules"),
+    (lambda: FeatureGroup(name="g", keys=("k",), description="d", features=(Feature("v", "double", "v"),),
+                          checks=(Check("v >= 0", "negative"),)), "an inserted group's rows are checked"),
 ])
 def test_a_bad_declaration_is_refused_saying_what_to_change(make, message):
     with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):

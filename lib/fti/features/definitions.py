@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from fti.features.aggregations import Aggregation, compile_aggregations, describe
+from fti.features.rules import Check
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -66,6 +67,13 @@ class FeatureGroup:
             where it is null do not count); the group's ``event_time`` is its latest value the longest window covers.
         where: With ``aggregations``: only rows where this Spark SQL condition holds count (each aggregation may
             add its own ``where``).
+        checks: Rules over the group's OWN rows (a computed group), judged before they are written:
+            :class:`~fti.features.rules.Check` conditions over the keys, ``event_time``, ``day`` and the features
+            (``"arr_delay_rate_28d BETWEEN 0 AND 1"``; null passes, so ``"x IS NOT NULL"`` says not null). A
+            broken ``quarantine`` rule (the default) keeps the row out of the table and in the quarantine (its
+            ``source`` is the group's table), so a point-in-time read serves the key's previous row; ``warn``
+            keeps it and counts it; ``fail`` also refuses the group's write when more than
+            ``features.max_bad_share`` of the rows a run computes break a ``fail`` rule.
     """
 
     name: str
@@ -84,6 +92,7 @@ class FeatureGroup:
     aggregations: tuple[Aggregation, ...] = ()
     time_column: str = "event_time"
     where: str | None = None
+    checks: tuple[Check, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.description:
@@ -97,6 +106,14 @@ class FeatureGroup:
         if bool(self.sources) != (self.transform is not None):
             raise ValueError(f"feature group {self.name}: a computed group has sources and a transform; an inserted "
                              "group (rows handed over with insert) has neither")
+        object.__setattr__(self, "checks", tuple(self.checks))
+        wrong = [c for c in self.checks if not isinstance(c, Check)]
+        if wrong:
+            raise ValueError(f"feature group {self.name}: checks are Check(condition, reason, policy) rules, got "
+                             f"{wrong[0]!r}")
+        if self.checks and self.inserted:
+            raise ValueError(f"feature group {self.name}: checks judge the rows a feature run computes; an inserted "
+                             "group's rows are checked by its features' types and min/max when they are inserted")
 
     def _compile(self) -> None:
         """Derive the features, look-back and functions of declared aggregations (the dataclass is frozen)."""

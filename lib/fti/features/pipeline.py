@@ -65,7 +65,8 @@ class OutputResult:
     first_day: dt.date | None = None
     last_day: dt.date | None = None
     seconds: float = 0.0
-    dropped: int = 0
+    quarantined: int = 0  # rows the group's own checks kept out of the table (in the quarantine)
+    warned: dict[str, int] = field(default_factory=dict)  # rows kept although a warn check broke, by reason
     input_days: int = 0  # days of raw rows the run read for it
     from_state: bool = False  # stored per-day partials served the rest of its look-back
     joined_days: int = 0  # days whose rows a declared combine computed by a join (0: by window functions)
@@ -474,11 +475,12 @@ class Output:
 class GroupOutput(Output):
     """A feature group: its transform, one row per key and event time, history kept."""
 
-    def __init__(self, system: Project, group: FeatureGroup) -> None:
-        self.system, self.group = system, group
+    def __init__(self, system: Project, group: FeatureGroup, *, max_bad_share: float = 0.0) -> None:
+        self.system, self.group, self.max_bad_share = system, group, max_bad_share
         self.table, self.source, self.lookback = group.table(system.name), group.sources[0], group.lookback_days
         self.stat_columns = ["event_time", *group.feature_names]
         self.joined_days = 0  # the days the last run's declared combine computed by a join (0: window functions)
+        self.quarantined, self.warned = 0, {}  # what the last run's checks did (see _check_rows)
 
     def ensure(self, store: TableStore) -> bool:
         return _ensure_group_table(store, self.system, self.group)[1]
@@ -545,8 +547,59 @@ class GroupOutput(Output):
             out = group.transform({self.source: inputs}, now=now)
         out = _finish(out.where(F.col("day").isin(days)), keys=group.keys,
                       schema=group.schema(dict(self.system.key_types)), now=now)
+        if group.checks:
+            out = self._check_rows(store, out, days, now=now, run=run, raw_version=raw_version)
         return _keep_history(store, self.table, group.keys, out, days, now=now, run=run,
                              txn_version=None if backfill else raw_version, evolving=evolving)
+
+    def _check_rows(self, store: TableStore, out: DataFrame, days: Sequence[dt.date], *, now: dt.datetime,
+                    run: RunContext, raw_version: int) -> DataFrame:
+        """Judge the computed rows by the group's checks (see :class:`FeatureGroup`) before anything of the group
+        is written: the broken rows of ``days`` replace the group's earlier ones in the quarantine (ONE commit, none
+        when there is nothing to add or replace), then a ``fail`` share past ``max_bad_share`` refuses the write.
+
+        Returns:
+            The rows to write (every row no ``quarantine``/``fail`` check refused).
+
+        Raises:
+            TooManyBadRows: More than ``max_bad_share`` of the rows broke a ``fail`` check (the table is unchanged).
+        """
+        from pyspark.sql import functions as F
+
+        from fti.features.rules import POLICY_COL, WARNING_COL, add_rules
+
+        none = F.lit(None).cast("string")
+        rules = [(~F.coalesce(F.expr(c.condition), F.lit(True)), F.lit(c.reason), c.policy or "quarantine")
+                 for c in self.group.checks]
+        judged = add_rules(out.withColumns({"_reason": none, POLICY_COL: none, WARNING_COL: none}), rules) \
+            .localCheckpoint(eager=True)
+        counts = judged.groupBy("_reason", POLICY_COL, WARNING_COL).count().collect()
+        total = sum(r["count"] for r in counts)
+        bad = {r["_reason"]: r["count"] for r in counts if r["_reason"] is not None}
+        gated = sum(r["count"] for r in counts if r[POLICY_COL] == "fail")
+        self.quarantined = sum(bad.values())
+        self.warned = {r[WARNING_COL]: r["count"] for r in counts if r["_reason"] is None and r[WARNING_COL]}
+        for reason, rows in sorted(self.warned.items()):
+            log.warning("%s: %d row(s) kept although a warn check broke: %s", self.table, rows, reason)
+        qname = quarantine.quarantine_table(self.system.name)
+        where = Match.of(source=[self.table], land_day=days)
+        if bad or store.files_holding(qname, where):
+            row = F.to_json(F.struct(*[F.col(f"`{c}`") for c in out.columns if c != "ingested_at"]))
+            store.replace_where(qname, judged.where(F.col("_reason").isNotNull()).select(
+                F.lit(self.table).alias("source"), F.lit(raw_version).cast("bigint").alias("raw_version"),
+                F.lit(run.run_id).alias("run_id"), F.col("_reason").alias("reason"), row.alias("raw_row"),
+                "ingested_at", F.lit(now).cast("timestamp").alias("detected_at"), F.col("day").alias("land_day"),
+            ).coalesce(1), where, run=run, metadata={"fti.quarantined_rows": self.quarantined, "fti.group": self.table})
+        if total and gated / total > self.max_bad_share:
+            broken = ", ".join(f"{reason}: {rows}" for reason, rows in sorted(bad.items()))
+            raise quarantine.TooManyBadRows(
+                f"{gated} of {total} rows {self.table} computed for {days[0]}..{days[-1]} broke a fail check "
+                f"({100.0 * gated / total:.1f}% > {100.0 * self.max_bad_share:.1f}%; {broken}): {self.table} was not "
+                f"changed",
+                hint=f"inspect them with `fti sql \"SELECT reason, raw_row FROM {qname.replace('/', '.')} WHERE "
+                     f"source = '{self.table}'\"`; fix the input or the check, or raise features.max_bad_share "
+                     f"above {100.0 * gated / total:.1f}%, and run again")
+        return judged.where(F.col("_reason").isNull()).select(*out.columns)
 
     def _write_state(self, store: TableStore, inputs: DataFrame, recompute: Sequence[dt.date], *, run: RunContext,
                      raw_version: int, backfill: bool) -> DataFrame:
@@ -773,7 +826,8 @@ def _execute(store: TableStore, plan: OutputPlan, good: DataFrame | None, *, now
              affected[0], affected[-1], seconds)
     return OutputResult(name, status, result.version, rows, len(affected), affected[0], affected[-1], seconds,
                         input_days=len(needed), from_state=plan.from_state,
-                        joined_days=getattr(output, "joined_days", 0))
+                        joined_days=getattr(output, "joined_days", 0), quarantined=getattr(output, "quarantined", 0),
+                        warned=dict(getattr(output, "warned", {})))
 
 
 def _chosen(settings: Settings, system: Project, groups: Sequence[str] | None) -> tuple[list[FeatureGroup], bool]:
@@ -959,7 +1013,8 @@ def _make_plans(store: TableStore, settings: Settings, *, system: Project, chose
                            hint=f"land data first: fti ingest --system {system.name} ...")
         versions[source] = store.version(raw)
 
-    outputs: list[Output] = [GroupOutput(system, g) for g in chosen] + (
+    share = settings.config.features.max_bad_share
+    outputs: list[Output] = [GroupOutput(system, g, max_bad_share=share) for g in chosen] + (
         [LabelsOutput(system, settings)] if with_labels else [])
     found: dict[str, SourceChanges] = {}
     marks: dict[str, dict[str, int | None]] = {}

@@ -309,7 +309,7 @@ def compile_validation(v: Validation, raw: DataFrame, *, now: dt.datetime, conte
     if v.checks:
         broken_checks = [(~F.coalesce(F.expr(c.condition), F.lit(True)), F.lit(c.reason), c.policy or v.policy)
                          for c in v.checks]
-        df = _add_rules(df, broken_checks)
+        df = add_rules(df, broken_checks)
     if v.unique is not None:
         content = F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in source_cols])), 256)
         key = [F.when(F.col("_reason").isNull(), F.col(f"`{k}`")) for k in v.unique.key] or [content]
@@ -320,7 +320,7 @@ def compile_validation(v: Validation, raw: DataFrame, *, now: dt.datetime, conte
             later = later & F.col(f"`{v.unique.key[0]}`").isNotNull()
         reason = F.when(content == F.first(content).over(order), F.lit("duplicate row")) \
             .otherwise(F.lit("superseded by a later landing of the same key"))
-        df = _add_rules(df, [(later, reason, v.unique.policy or v.policy)])
+        df = add_rules(df, [(later, reason, v.unique.policy or v.policy)])
     keep = v.keep or tuple([f.name for f in v.fields] + list(v.derive))
     extra = [c for c in df.columns if c.startswith("_raw_") or c == "_raw_version"]
     warns = "warn" in v.policies()  # no warn rule: no column (and no job counting warnings)
@@ -329,8 +329,9 @@ def compile_validation(v: Validation, raw: DataFrame, *, now: dt.datetime, conte
     return v.transform(out, now=now, **context) if v.transform else out
 
 
-def _add_rules(df: DataFrame, rules: list[tuple[Column, Column, str]]) -> DataFrame:
-    """``_reason``/``_policy``/``_warning`` with later rules: a row keeps the first reason it got."""
+def add_rules(df: DataFrame, rules: list[tuple[Column, Column, str]]) -> DataFrame:
+    """Judge ``df`` by more rules (``(broken, reason, policy)``), in order: ``_reason``, ``_policy`` and
+    ``_warning`` (which ``df`` has) gain the later rules' verdicts; a row keeps the first reason it got."""
     from pyspark.sql import functions as F
 
     df = df.withColumns({f"_b{j}": F.when(cond, reason) for j, (cond, reason, _) in enumerate(rules)})
