@@ -229,10 +229,13 @@ class MonitoringConfig(StrictModel):
 class ScoringConfig(StrictModel):
     """``fti score``: ``auto`` scores in this process (pyarrow over the pinned Delta files, the same as-of merge,
     ``inplace_predict``, one Delta commit) when the population plus the feature groups' rows (Delta log counts)
-    are at most ``local_max_rows``, else with Spark; ``spark`` / ``local`` force one path."""
+    are at most ``local_max_rows``, else with Spark; ``spark`` / ``local`` force one path. ``explain: K`` adds
+    reason codes to every prediction, on both paths: the K features that pushed its score most (XGBoost's per-row
+    contributions, by absolute value) as ``reason_1``..``reason_K`` with ``reason_i_contribution``; 0: none."""
 
     engine: Literal["auto", "spark", "local"] = "auto"
     local_max_rows: int = Field(5_000_000, ge=0)
+    explain: int = Field(0, ge=0, le=50)
 
 
 class DemoConfig(StrictModel):

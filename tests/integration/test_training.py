@@ -147,7 +147,8 @@ def test_population_equals_predictions_and_rerun_is_idempotent(trained, scored, 
 
 def test_local_and_spark_scoring_write_identical_rows(trained, scored, home):
     """The single-process path (pyarrow over the pinned files, the same as-of merge, inplace_predict) and the
-    Spark path (the co-grouped join, the Arrow UDF) write the same prediction rows, all columns but scored_at."""
+    Spark path (the co-grouped join, the Arrow UDF) write the same prediction rows, all columns but scored_at,
+    reason codes (``scoring.explain: 3``) included; a run without them leaves them null."""
     from chispa import assert_df_equality
     from pyspark.sql import functions as F
 
@@ -160,18 +161,33 @@ def test_local_and_spark_scoring_write_identical_rows(trained, scored, home):
     store, _ = trained
     rows = {}
     for engine in ("spark", "local"):
-        forced = load_config("flights", home=home, env={**WINDOWS, "FTI__SCORING__ENGINE": engine})
+        forced = load_config("flights", home=home, env={**WINDOWS, "FTI__SCORING__ENGINE": engine,
+                                                        "FTI__SCORING__EXPLAIN": "3"})
         report = score(store, forced, as_of=AS_OF)
         assert report.extra["engine"] == engine
         preds = store.read("flights/predictions", version=report.version).drop("scored_at")
         rows[engine] = preds.withColumn("feature_versions", F.to_json("feature_versions"))  # maps do not sort
     assert rows["local"].count() == scored.population
     assert_df_equality(rows["local"], rows["spark"], ignore_row_order=True, ignore_nullable=True)
+    _assert_reason_codes(rows["local"].toPandas(), trained[1].features, k=3)
+    plain = score(store, load_config("flights", home=home, env=WINDOWS), as_of=AS_OF)  # explain 0: no codes
+    again = store.read("flights/predictions", version=plain.version).where(F.col("as_of") == F.lit(AS_OF))
+    assert again.count() == scored.population and again.where("reason_1 IS NOT NULL").count() == 0
     assert scored.extra["engine"] == "local"  # auto: this small system fits one process
     tiny = load_config("flights", home=home, env={**WINDOWS, "FTI__SCORING__LOCAL_MAX_ROWS": "10"})
     view = view_of_manifest(manifest_of_model(tiny, ModelRef("flights_delay", version=1)))
     versions = {g.group: store.version(g.table) for g in view.groups}
     assert scoring_engine(store, tiny, view, versions) == "spark"  # above the threshold: Spark
+
+
+def _assert_reason_codes(preds, features, *, k):
+    """Each row's reasons are K distinct features of the model, by falling absolute contribution."""
+    assert preds[[f"reason_{i}" for i in range(1, k + 1)]].notna().all().all()
+    names = preds[[f"reason_{i}" for i in range(1, k + 1)]].to_numpy()
+    assert set(names.ravel()) <= set(features) and all(len(set(r)) == k for r in names)
+    values = preds[[f"reason_{i}_contribution" for i in range(1, k + 1)]].abs().to_numpy()
+    assert (values[:, :-1] >= values[:, 1:]).all()
+    assert (values[:, 0] > 0).mean() > 0.9  # a model that learned: most rows have a feature that moves them
 
 
 def test_model_metadata_is_stored_once_and_an_empty_test_window_is_named(trained, settings):
@@ -434,7 +450,8 @@ def test_a_regression_and_a_multiclass_model_train_gate_score_and_monitor(traine
 
     rows = {}
     for engine in ("spark", "local"):
-        report = score(store, load_config("flights", home=settings.home, env={**env, "FTI__SCORING__ENGINE": engine}),
+        report = score(store, load_config("flights", home=settings.home, env={**env, "FTI__SCORING__ENGINE": engine,
+                                                                              "FTI__SCORING__EXPLAIN": "2"}),
                        as_of=AS_OF, model=f"{name}@champion")
         assert report.extra["engine"] == engine
         rows[engine] = (store.read("flights/predictions", version=report.version).where(F.col("model_name") == name)
@@ -442,6 +459,7 @@ def test_a_regression_and_a_multiclass_model_train_gate_score_and_monitor(traine
     assert_df_equality(rows["local"], rows["spark"], ignore_row_order=True, ignore_nullable=True)
     preds = rows["local"].toPandas()
     assert len(preds) > 100
+    _assert_reason_codes(preds, first.features, k=2)
     if objective == "regression":
         assert preds.predicted_label.isna().all() and preds.score.between(-0.5, 1.5).all()
     else:

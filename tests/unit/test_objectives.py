@@ -73,3 +73,39 @@ def test_realized_quality_of_a_monitored_run():
     assert r["accuracy"] == pytest.approx(2 / 3)
     assert realized_text({"realized_rmse": 1.25, "realized_mae": None, "score_psi": 0.1}) == "rmse 1.2500"
     assert realized_text({"score_psi": 0.1}) == "n/a"
+
+
+@pytest.mark.parametrize("objective", ["binary", "multiclass"])
+def test_reason_codes_rank_each_rows_features_by_their_contribution(objective):
+    """Reason codes against XGBoost's own per-row contributions, computed here: the K features of largest absolute
+    contribution (for multiclass, to the predicted class), in falling order, and null columns past the model's
+    feature count."""
+    import pyarrow as pa
+    import xgboost
+
+    from fti.inference.scoring import reason_fields, score_arrow
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(400, 3))
+    y = ((x[:, 1] * 3 + x[:, 2]) > 0).astype(int)
+    params = {"objective": "binary:logistic"} if objective == "binary" else \
+        {"objective": "multi:softprob", "num_class": 2}
+    booster = xgboost.train({**params, "max_depth": 3, "seed": 0},
+                            xgboost.DMatrix(x, label=y, feature_names=["a", "b", "c"]), num_boost_round=10)
+    table = pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
+    arrays = score_arrow(table, booster=booster, features=["a", "b", "c"], threshold=0.5, objective=objective,
+                         explain=4)
+    assert [n for n, _ in reason_fields(4)][:3] == ["reason_1", "reason_1_contribution", "reason_2"]
+    assert len(arrays) == 2 + 8
+    contribs = booster.predict(xgboost.DMatrix(x, feature_names=["a", "b", "c"]), pred_contribs=True)
+    if objective == "multiclass":
+        top_class = booster.predict(xgboost.DMatrix(x, feature_names=["a", "b", "c"])).argmax(axis=1)
+        contribs = contribs[np.arange(len(x)), top_class]
+    contribs = contribs[:, :3]
+    for row in (0, 1, 123):
+        want = sorted(zip("abc", contribs[row]), key=lambda t: -abs(t[1]))
+        got = [(arrays[2 + 2 * i][row].as_py(), arrays[3 + 2 * i][row].as_py()) for i in range(3)]
+        assert [n for n, _ in got] == [n for n, _ in want]
+        assert [v for _, v in got] == pytest.approx([float(v) for _, v in want])
+    assert arrays[2].to_pylist().count("b") > 300  # b drives the label
+    assert arrays[8].null_count == arrays[9].null_count == len(x)  # a fourth reason of a three-feature model

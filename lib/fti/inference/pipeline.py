@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
+from fti.inference.scoring import reason_fields
 from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version, using_mlflow
 from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, view_of_manifest
@@ -108,12 +109,14 @@ def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: Mode
     else:
         scored, pop_rows = _score_spark(store, settings, view, versions, as_of=as_of, booster=booster, key=key,
                                         features=features, threshold=threshold, objective=objective, bitemporal=manifest.bitemporal)
+    explained = reason_fields(settings.config.scoring.explain)
     now = dt.datetime.now(UTC)
     as_of_date = local_day(as_of, settings.config.timezone)
     version_map = F.create_map(*[x for g, v in sorted(versions.items()) for x in (F.lit(g), F.lit(v).cast("long"))])
     out = scored.select(
         *[F.col(k).cast("string").alias(k) for k in view.spine_keys],
         F.col("score").cast("double").alias("score"), F.col("predicted_label").cast("int").alias("predicted_label"),
+        *[F.col(col).cast(kind).alias(col) for col, kind in explained],
         F.lit(as_of).cast("timestamp").alias("as_of"), F.lit(now).cast("timestamp").alias("scored_at"),
         F.lit(ref.name).alias("model_name"), F.lit(int(mv.version)).alias("model_version"),
         version_map.alias("feature_versions"), "_no_features", F.lit(as_of_date).alias("as_of_date"),
@@ -128,21 +131,27 @@ def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: Mode
     name = predictions_table(settings.system)
     schema = StructType([StructField(k, StringType(), False) for k in view.spine_keys] + [
         StructField("score", DoubleType(), True),
-        StructField("predicted_label", IntegerType(), True), StructField("as_of", out.schema["as_of"].dataType, False),
+        StructField("predicted_label", IntegerType(), True),
+        *[StructField(col, StringType() if kind == "string" else DoubleType(), True) for col, kind in explained],
+        StructField("as_of", out.schema["as_of"].dataType, False),
         StructField("scored_at", out.schema["scored_at"].dataType, False), StructField("model_name", StringType(), False),
         StructField("model_version", IntegerType(), False),
         StructField("feature_versions", MapType(StringType(), LongType()), True),
         StructField("as_of_date", out.schema["as_of_date"].dataType, False)])
-    store.create_table(name, schema, kind="predictions", partition_by=["model_name", "as_of_date"],
-                       description="Batch predictions with model and feature lineage")
+    if not store.exists(name):  # an existing table gains the reason-code columns by the write's schema evolution
+        store.create_table(name, schema, kind="predictions", partition_by=["model_name", "as_of_date"],
+                           description="Batch predictions with model and feature lineage")
     run_ctx = RunContext(run_id=run_id or new_run_id("score"), pipeline="inference")
     # A rerun replaces exactly this model's rows for this prediction time; other times of the same day stay.
     # Two runs for the same model and day serialize (they would rewrite the same files).
     with store.run_lock(f"{name}@{ref.name}@{as_of_date}", what=f"scoring {ref.name} on {as_of_date}"):
-        result = store.replace_where(name, out.drop("_no_features").coalesce(1),
+        # reason codes an earlier run with more scoring.explain added: null in rows scored without them
+        fewer = {f.name: F.lit(None).cast(f.dataType) for f in store.schema(name).fields
+                 if f.name.startswith("reason_") and f.name not in out.columns}
+        result = store.replace_where(name, out.drop("_no_features").withColumns(fewer).coalesce(1),
                                      Match.of(model_name=[ref.name], as_of_date=[as_of_date], as_of=[as_of]),
-                                     run=run_ctx, metadata={"fti.as_of": as_of.isoformat(),
-                                                            "fti.model": f"{ref.name}/{mv.version}"})
+                                     run=run_ctx, allow_new_columns=bool(explained),
+                                     metadata={"fti.as_of": as_of.isoformat(), "fti.model": f"{ref.name}/{mv.version}"})
     out.unpersist()
     report = ScoreReport(table=name, version=result.version, model=ref.name, model_version=int(mv.version),
                          as_of=as_of, population=pop_rows, scored=counts["n"], without_features=counts["nf"],
@@ -193,7 +202,8 @@ def _score_spark(store: TableStore, settings: Settings, view: FeatureView, versi
     for c in [c for g in view.groups for c in g.columns]:
         no_features = no_features & F.col(f"`{c}`").isNull()
     joined = joined.withColumn("_no_features", no_features)
-    return _score(joined, booster=booster, key=key, features=features, threshold=threshold, objective=objective), pop_rows
+    return _score(joined, booster=booster, key=key, features=features, threshold=threshold, objective=objective,
+                  explain=settings.config.scoring.explain), pop_rows
 
 
 def _score_local(store: TableStore, settings: Settings, view: FeatureView, versions: dict[str, int], *,
@@ -205,7 +215,7 @@ def _score_local(store: TableStore, settings: Settings, view: FeatureView, versi
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from fti.inference.scoring import score_arrow
+    from fti.inference.scoring import reason_fields, score_arrow
 
     joined = FeatureStore(store, settings).batch_features_local(view, as_of=as_of, versions=versions,
                                                                 bitemporal=bitemporal)
@@ -215,22 +225,27 @@ def _score_local(store: TableStore, settings: Settings, view: FeatureView, versi
     if missing:
         raise FtiError(f"the model needs feature(s) {', '.join(missing)} that the feature view no longer gives",
                        hint="retrain on the current feature groups, or pin the old group version")
-    scores, labels = score_arrow(joined, booster=booster, features=features, threshold=threshold, objective=objective)
+    explain = settings.config.scoring.explain
+    scores, labels, *reasons = score_arrow(joined, booster=booster, features=features, threshold=threshold,
+                                          objective=objective, explain=explain)
     no_features = np.ones(joined.num_rows, dtype=bool)
     for c in [c for g in view.groups for c in g.columns]:
         no_features &= joined.column(c).is_null().to_numpy(zero_copy_only=False)
     result = pa.table({**{k: pc.cast(joined.column(k), pa.string()) for k in view.spine_keys},
-                       "score": scores, "predicted_label": labels, "_no_features": no_features})
+                       "score": scores, "predicted_label": labels,
+                       **{name: array for (name, _), array in zip(reason_fields(explain), reasons)},
+                       "_no_features": no_features})
     counts = {"n": result.num_rows, "nf": int(no_features.sum()), "pos": int(pc.sum(labels).as_py() or 0)}
     return store.spark.createDataFrame(result), joined.num_rows, counts
 
 
 def _score(df: DataFrame, *, booster: Any, key: str, features: list[str], threshold: float,
-           objective: str) -> DataFrame:
+           objective: str, explain: int) -> DataFrame:
     from fti.inference.scoring import score
 
     missing = [f for f in features if f not in df.columns]
     if missing:
         raise FtiError(f"the model needs feature(s) {', '.join(missing)} that the feature view no longer gives",
                        hint="retrain on the current feature groups, or pin the old group version")
-    return score(df, booster_raw=bytes(booster.save_raw("ubj")), key=key, features=features, threshold=threshold, objective=objective)
+    return score(df, booster_raw=bytes(booster.save_raw("ubj")), key=key, features=features, threshold=threshold,
+                 objective=objective, explain=explain)
