@@ -6,8 +6,9 @@
 - The training data reaches the workers as Arrow tables in Ray's object store: the driver reads the pinned
   training set's windows once (pyarrow over the Delta file list), cuts each window into one contiguous slice
   per worker and puts each in the object store (``ray.put``); each worker gets its slices (``ray.get``:
-  zero-copy on its node, a transfer across nodes). Measured on 2 cores, 1M rows: Ray Data's parquet read + ``get_dataset_shard`` took
-  10.8 s + 6 s per worker; ``from_arrow`` + ``get_dataset_shard`` 1.5 s + 6-7 s; these refs 0.8 s + 1.5-2 s.
+  zero-copy on its node, a transfer across nodes). Measured on 2 cores, 1M rows: Ray Data's parquet read +
+  ``get_dataset_shard`` took 10.8 s + 6 s per worker; ``from_arrow`` + ``get_dataset_shard`` 1.5 s + 6-7 s;
+  these refs 0.8 s + 1.5-2 s.
   The slices are deterministic, so a rerun trains the same model.
 - Workers (:func:`plan_workers`): ``training.num_workers``, or with ``auto`` one per
   ``training.rows_per_worker`` training rows, at most one per Ray CPU, each with an equal share of the CPUs
