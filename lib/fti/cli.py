@@ -448,6 +448,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     references = sorted({r["reference"] for r in result["runs"]})
     print(f"\n{len(result['runs'])} scoring run(s) monitored, {result['up_to_date']} already up to date; "
           f"{result['table']} v{result['version']}" + "".join(f"\nreference: {r}" for r in references)
+          + "".join(f"\nnot testable in {r['model']}@{r['as_of']} (too few distinct values or rows): "
+                    f"{', '.join(r['not_testable'])}" for r in result["runs"] if r["not_testable"])
           + "".join(f"\nreport: {r['png']}" for r in result["runs"]))
     return 0
 

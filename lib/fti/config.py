@@ -219,11 +219,18 @@ class MonitoringConfig(StrictModel):
     reference: Literal["recent_weeks", "validation", "training_set"] = "recent_weeks"
     reference_weeks: int = Field(8, ge=1)
     psi_threshold: float = Field(0.2, gt=0)
-    # a feature with fewer distinct values than this in a scoring run (the weather of 3 airports on one day) is
-    # constant per entity across the batch: its PSI is stored with its bins but not flagged as drift
+    # a feature with fewer distinct values than this in a scoring run (the weather of 3 airports on one day), or
+    # fewer values than min_rows, cannot support the tests: its metrics are stored, marked not testable, not flagged
     min_distinct: int = Field(10, ge=1)
+    min_rows: int = Field(50, ge=1)
     null_rate_delta: float = Field(0.1, gt=0)
     out_of_range_share: float = Field(0.05, gt=0)
+    # a metric is flagged past the larger of its threshold above and drift_margin times this quantile of the same
+    # metric over the reference's own days (each against the rest; its latest max_reference_days days of at least
+    # min_rows rows): beyond the feature's normal day-to-day variation
+    drift_quantile: float = Field(0.95, gt=0, le=1)
+    drift_margin: float = Field(1.5, ge=1)
+    max_reference_days: int = Field(28, ge=2)
 
 
 class ScoringConfig(StrictModel):

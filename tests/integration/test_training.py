@@ -284,9 +284,9 @@ def test_lineage_chain_reaches_raw_versions(trained, scored, settings):
 
 
 def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
-    """training.num_workers auto trains this small set in this process (Ray Train's local mode); one Ray
-    worker with the same CPUs trains the same model from the same windows (the data reaches it through Ray's
-    object store)."""
+    """training.num_workers auto trains this small set in this process (Ray Train's local mode), twice to the
+    same bytes; one Ray worker with the same CPUs trains the same model from the same windows (the data reaches it
+    through Ray's object store)."""
     from fti.config import load_config
     from fti.training.pipeline import fit_model, prepare, read_windows
 
@@ -296,6 +296,9 @@ def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
 
     local = fit_model(settings, prepared, run_id="local")
     assert local.workers.in_process and "auto" in local.workers.reason
+    # reproducible: the same pinned set, read again, and the same config and seed give a byte-identical booster
+    again = fit_model(settings, prepare(store, settings, run_id="unused-again"), run_id="again")
+    assert bytes(again.booster.save_raw("ubj")) == bytes(local.booster.save_raw("ubj"))
     assert not ray.is_initialized()  # no Ray at all (one started from the fit's thread killed the process later)
     one = load_config("flights", home=settings.home, env={**WINDOWS, "FTI__TRAINING__NUM_WORKERS": "1"})
     remote = fit_model(one, prepared, run_id="one-worker")
@@ -328,7 +331,13 @@ def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_do
     for r in psi_rows.itertuples():  # every PSI comes with its bins' counts
         bins = json.loads(r.bins)
         assert 0 < sum(bins["reference"]) <= r.reference_rows and sum(bins["scoring"]) <= r.scored_rows
-        assert r.drift == (r.value > 0.2 and bins["scoring_distinct"] >= 10)
+        # judged by the feature's own threshold (at least the fixed 0.2), or not testable (no threshold)
+        untestable = "not_testable" in bins
+        assert bool(np.isnan(r.threshold)) == untestable and (bins["scoring_distinct"] < 10) <= untestable
+        assert r.drift == (not untestable and r.value > r.threshold) and (untestable or r.threshold >= 0.2)
+    # the summary and the table agree on what is flagged, and on what could not be tested
+    assert first["runs"][0]["drifted"] == sorted(set(rows[rows.drift].feature.fillna(rows.metric)))
+    assert first["runs"][0]["not_testable"] == sorted(psi_rows[psi_rows.threshold.isna()].feature)
     again = monitoring.run(store, settings)  # nothing new: no computation, no commit
     assert again["runs"] == [] and again["up_to_date"] == 1 and store.version("flights/monitoring") == first["version"]
     validation = load_config("flights", home=settings.home, env={**WINDOWS, "FTI__MONITORING__REFERENCE": "validation"})

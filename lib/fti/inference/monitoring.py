@@ -5,9 +5,10 @@ by default its last ``monitoring.reference_weeks`` weeks, only the scored day's 
 compared with the same weekday mix); or the validation window; or the whole set. Per scoring run (model,
 version, as_of): the PSI of every feature on up to 10 bins cut at the reference's deciles, with each bin's
 counts (stored: a bin with a handful of rows is visible, and counts are smoothed by half a row, so an empty bin
-cannot blow PSI up to infinity; a feature with fewer than ``monitoring.min_distinct`` distinct values in the
-run, constant per entity across the batch, is reported and not flagged); the null rate (scoring vs reference); the share of values outside the reference's range;
-the PSI of the scores; and, once outcomes have arrived in the labels table, the realized quality (AUC for a
+cannot blow PSI up to infinity); the null rate (scoring vs reference); the share of values outside the
+reference's range. Each is flagged only past the feature's normal day-to-day variation in the reference, and a
+feature whose run cannot support the tests (few distinct values, few rows) is reported as not testable
+(:func:`feature_drift`). Then the PSI of the scores; and, once outcomes have arrived in the labels table, the realized quality (AUC for a
 binary model, RMSE/MAE for regression, accuracy/macro F1 for multiclass: :func:`realized`).
 
 Incremental: a run already monitored against the same reference is computed again only when it was rescored
@@ -89,6 +90,7 @@ class Reference:
     name: str
     description: str
     frame: pd.DataFrame
+    days: np.ndarray  # each row's local day (the reference's own day-to-day variation is measured over them)
 
 
 def reference_rows(store: TableStore, settings: Settings, manifest: TrainingSetManifest, features: list[str],
@@ -102,9 +104,13 @@ def reference_rows(store: TableStore, settings: Settings, manifest: TrainingSetM
     out, time_col = manifest.output, manifest.spine.event_time
     dataset = parquet_dataset(store.file_uris(out.table, version=out.version))
     utc = pa.timestamp("us", tz="UTC")
+
+    def days(frame: pd.DataFrame) -> np.ndarray:
+        return frame[time_col].dt.tz_convert(tz).dt.date.to_numpy() if len(frame) else np.array([], dtype=object)
+
     if cfg.reference == "training_set":
-        frame = dataset.to_table(columns=features).to_pandas()
-        return Reference("training_set", f"the whole training set ({len(frame)} rows)", frame)
+        frame = dataset.to_table(columns=features + [time_col]).to_pandas()
+        return Reference("training_set", f"the whole training set ({len(frame)} rows)", frame[features], days(frame))
     if cfg.reference == "validation":
         window = settings.config.training.validation
         lo, hi = day_start(parse_day(window.start), tz), day_start(parse_day(window.end), tz)
@@ -115,14 +121,73 @@ def reference_rows(store: TableStore, settings: Settings, manifest: TrainingSetM
     frame = dataset.to_table(columns=features + [time_col], filter=cond).to_pandas()
     span = f"{local_day(lo, tz)}..{local_day(hi, tz)}"
     if cfg.reference == "validation":
-        return Reference("validation", f"the validation window {span} ({len(frame)} rows)", frame[features])
+        return Reference("validation", f"the validation window {span} ({len(frame)} rows)", frame[features],
+                         days(frame))
     weekdays = frame[time_col].dt.tz_convert(tz).dt.dayofweek if len(frame) else frame[time_col]
     same = frame[weekdays == day.weekday()]
     if len(same):
         return Reference("recent_weeks", f"the {day.strftime('%A')}s of the set's last {cfg.reference_weeks} weeks "
-                         f"{span} ({len(same)} rows)", same[features])
+                         f"{span} ({len(same)} rows)", same[features], days(same))
     return Reference("recent_weeks", f"the set's last {cfg.reference_weeks} weeks {span}, every weekday "
-                     f"(none on a {day.strftime('%A')}; {len(frame)} rows)", frame[features])
+                     f"(none on a {day.strftime('%A')}; {len(frame)} rows)", frame[features], days(frame))
+
+
+def _compare(reference: np.ndarray, sample: np.ndarray) -> tuple[Psi, float, float]:
+    """A sample against a reference: the PSI, the change of the null rate, the share of the sample's values
+    outside the reference's range."""
+    p = psi(reference, sample)
+    nulls = abs(np.isnan(sample).mean() - np.isnan(reference).mean()) if len(reference) and len(sample) \
+        else float("nan")
+    known, present = reference[~np.isnan(reference)], sample[~np.isnan(sample)]
+    outside = float(((present < known.min()) | (present > known.max())).mean()) if len(present) and len(known) else 0.0
+    return p, nulls, outside
+
+
+DRIFT_METRICS = ("psi", "null_rate_delta", "out_of_range_share")
+
+
+def feature_drift(reference: pd.DataFrame, days: np.ndarray, scoring: pd.DataFrame, features: list[str],
+                  cfg: Any) -> list[dict[str, Any]]:
+    """Each feature's drift metrics (:data:`DRIFT_METRICS`) of a scoring run against the reference, each with the
+    threshold it is judged by and whether it is past it.
+
+    A metric's threshold is the larger of its configured one (``monitoring.psi_threshold``, ``null_rate_delta``,
+    ``out_of_range_share``) and ``monitoring.drift_margin`` times the ``drift_quantile`` quantile of the same metric
+    over the reference's own days, each day compared with the rest (at most ``monitoring.max_reference_days`` of its latest days with
+    ``min_rows`` rows): a feature is flagged only beyond its normal day-to-day variation, so a feature that is
+    one value per carrier and day is not flagged every day. A feature whose run cannot support the tests (fewer
+    than ``monitoring.min_distinct`` distinct values: the weather of 3 airports, the month; or fewer than
+    ``monitoring.min_rows`` values) is reported as not testable: its metrics are stored with no threshold, never
+    flagged, and its bins say why.
+    """
+    ref_days = [d for d in sorted(set(days), reverse=True) if (days == d).sum() >= cfg.min_rows]
+    masks = [days == d for d in ref_days[:cfg.max_reference_days]]
+    fixed = {"psi": cfg.psi_threshold, "null_rate_delta": cfg.null_rate_delta,
+             "out_of_range_share": cfg.out_of_range_share}
+    rows: list[dict[str, Any]] = []
+    for f in features:
+        tr, sc = reference[f].to_numpy("float64"), scoring[f].astype("float64").to_numpy()
+        p, nulls, outside = _compare(tr, sc)
+        values = int((~np.isnan(sc)).sum())
+        why = (f"{p.distinct} distinct value(s) in the run (monitoring.min_distinct {cfg.min_distinct})"
+               if p.distinct < cfg.min_distinct else
+               f"{values} value(s) in the run (monitoring.min_rows {cfg.min_rows})" if values < cfg.min_rows else None)
+        normal: dict[str, float | None] = dict.fromkeys(DRIFT_METRICS)
+        if why is None and len(masks) >= 2:
+            daily = [_compare(tr[~m], tr[m]) for m in masks]
+            for i, metric in enumerate(DRIFT_METRICS):
+                seen = [d[i].value if i == 0 else d[i] for d in daily]
+                seen = [v for v in seen if not np.isnan(v)]
+                normal[metric] = float(np.quantile(seen, cfg.drift_quantile)) if seen else None
+        info = {"reference_days": len(masks), **({"not_testable": why} if why else {})}
+        for metric, value in zip(DRIFT_METRICS, (p.value, nulls, outside)):
+            threshold = None if why else max(fixed[metric], cfg.drift_margin * (normal[metric] or 0.0))
+            detail = {**info, "normal": normal[metric]}
+            bins = json.dumps({**json.loads(p.bins()), **detail}) if metric == "psi" else json.dumps(detail)
+            rows.append({"metric": metric, "feature": f, "value": None if np.isnan(value) else float(value),
+                         "threshold": threshold, "bins": bins,
+                         "drift": bool(threshold is not None and not np.isnan(value) and value > threshold)})
+    return rows
 
 
 def _scoring_features(store: TableStore, settings: Settings, view: FeatureView, as_of: dt.datetime,
@@ -175,18 +240,7 @@ def _run_metrics(settings: Settings, store: TableStore, manifest: TrainingSetMan
         rows.append({"metric": metric, "feature": feature, "value": None if np.isnan(value) else float(value),
                      "threshold": threshold, "drift": drift, "bins": bins})
 
-    for f in features:
-        tr, sc = ref[f].to_numpy(), scoring[f].astype("float64").to_numpy()
-        p = psi(tr, sc)
-        # a feature with few distinct values in the run (one day's weather at 3 airports, the month) is one value
-        # per entity for the whole batch: its PSI is stored with its bins, not flagged
-        add("psi", f, p.value, cfg.psi_threshold if p.distinct >= cfg.min_distinct else None, p.bins())
-        add("null_rate_delta", f, abs(np.isnan(sc).mean() - np.isnan(tr).mean()) if len(tr) else float("nan"),
-            cfg.null_rate_delta)
-        present_ref, present = tr[~np.isnan(tr)], sc[~np.isnan(sc)]
-        outside = float(((present < present_ref.min()) | (present > present_ref.max())).mean()) \
-            if len(present) and len(present_ref) else 0.0
-        add("out_of_range_share", f, outside, cfg.out_of_range_share)
+    rows += feature_drift(ref, reference.days, scoring, features, cfg)
     ref_scores = objectives.outputs(meta.objective, booster.predict(xgboost.DMatrix(ref[features], feature_names=features)),
                                     meta.threshold)[0] if len(ref) else np.array([])
     p = psi(np.asarray(ref_scores, "float64"), preds["score"].to_numpy("float64"))
@@ -239,16 +293,26 @@ def _micros(moment: dt.datetime) -> int:
 
 
 def _plot(path: Location, title: str, rows: list[dict[str, Any]], threshold: float) -> None:
+    """Each feature's PSI: red when flagged, grey when not testable; the tick is the feature's own threshold (its
+    reference's normal day-to-day PSI, at least the dashed ``psi_threshold``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    psis = [(r["feature"], r["value"] or 0.0) for r in rows if r["metric"] == "psi"]
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(psis))))
-    ax.barh([p[0] for p in psis], [p[1] for p in psis], color=["tab:red" if p[1] > threshold else "tab:blue" for p in psis])
+    import textwrap
+
+    psis = [r for r in rows if r["metric"] == "psi"]
+    fig, ax = plt.subplots(figsize=(8, max(3.5, 0.3 * len(psis) + 1.2)))
+    names = [r["feature"] for r in psis]
+    colors = ["tab:red" if r["drift"] else "tab:gray" if r["threshold"] is None else "tab:blue" for r in psis]
+    ax.barh(names, [r["value"] or 0.0 for r in psis], color=colors)
+    own = [(n, r["threshold"]) for n, r in zip(names, psis) if r["threshold"] is not None]
+    if own:
+        ax.scatter([t for _, t in own], [n for n, _ in own], marker="|", s=120, color="k", zorder=3)
     ax.axvline(threshold, color="k", ls="--", lw=0.8)
-    ax.set(xlabel="PSI vs reference", title=title)
+    ax.set_xlabel("PSI vs reference (red: drift; grey: not testable; |: the feature's own threshold)", fontsize=9)
+    ax.set_title("\n".join(textwrap.fill(line, 70) for line in title.splitlines()), fontsize=10)
     fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=90)
@@ -363,6 +427,8 @@ def run(store: TableStore, settings: Settings) -> dict[str, Any]:
         reports.append({"model": f"{model}/{mv}", "as_of": as_of.isoformat(), "png": str(png),
                         "reference": reference.description, "version": version,
                         "drifted": sorted({m["feature"] or m["metric"] for m in metrics if m["drift"]}),
+                        "not_testable": sorted({m["feature"] for m in metrics
+                                                if m["metric"] == "psi" and m["threshold"] is None}),
                         **{m["metric"]: m["value"] for m in metrics if m["feature"] is None}})
         log.info("monitored %s/%s at %s against %s: %d drift flags (%s v%d)", model, mv, as_of.isoformat(),
                  reference.description, len(reports[-1]["drifted"]), name, version)
