@@ -330,6 +330,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     preflight(settings)  # an unreachable MLflow or Ray fails before Spark starts
     settings, spark, store = _session(args, settings)
+    if args.reproduce:
+        from fti.training.pipeline import reproduce
+
+        r = reproduce(store, settings, args.reproduce)
+        print(format_table([("model", r.model), ("training set", f"{r.training_set}: {r.rows} rows"),
+                            ("trained", r.workers),
+                            (f"test {r.metric}", f"{r.reproduced:.6f} (recorded {r.recorded:.6f})"),
+                            ("test predictions", f"largest difference {r.max_score_diff:.3g}"),
+                            ("booster", "IDENTICAL bytes" if r.identical else "DIFFERS"),
+                            ("seconds", f"{r.seconds:.0f}")], ["", ""]))
+        return 0 if r.identical else 4
     report = train(store, settings, view=args.view,
                    exclude_features=args.exclude_feature if args.exclude_feature else None)
     m = report.metrics
@@ -572,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common], help="train on Ray, log to MLflow, register, promotion gate")
     p.add_argument("--view", help="feature view (default: training.feature_view)")
     p.add_argument("--exclude-feature", action="append", help="leave a feature out (repeatable)")
+    p.add_argument("--reproduce", metavar="NAME/VERSION",
+                   help="retrain a registered version from its recorded manifest and config and say whether the "
+                        "booster matches, byte for byte (exit 4 when it differs); registers nothing")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("model", parents=[common], help="promote NAME/VERSION or roll back NAME")

@@ -56,6 +56,25 @@ def test_first_model_is_champion_with_lineage_tags(trained, settings):
     assert 0 < float(mv.tags["fti.threshold"]) < 1
 
 
+def test_a_registered_model_is_retrained_to_the_same_bytes_from_its_run(trained, settings):
+    """``fti train --reproduce``: the version's run recorded its training config, features and worker count; the
+    model retrained from them and its pinned training set has the registered booster's bytes, and the comparison
+    tells another booster apart (the same model cut at fewer rounds)."""
+    import mlflow.xgboost
+
+    from fti.registry import using_mlflow
+    from fti.training.pipeline import _normalized, reproduce
+
+    store, report = trained
+    r = reproduce(store, settings, "flights_delay/1")
+    assert r.identical and r.max_score_diff == 0.0, r
+    assert (r.metric, r.reproduced, r.training_set) == ("auc", r.recorded, f"{report.training_set} v1")
+    assert "in this process" in r.workers
+    with using_mlflow(settings):
+        booster = mlflow.xgboost.load_model("models:/flights_delay/1")
+    assert bytes(_normalized(booster[: booster.num_boosted_rounds() - 1])) != bytes(_normalized(booster))
+
+
 def test_run_logged_metrics_plots_and_manifest(trained, settings, tmp_path):
     from fti.registry import client
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -301,6 +302,7 @@ def evaluate(prepared: PreparedSet, booster: Any, objective: str = "binary") -> 
 
 
 MODEL_PACKAGES = ("xgboost", "numpy", "pandas", "scipy", "scikit-learn")
+RECORDED_CONFIG = "training_config.json"  # the run artifact `fti train --reproduce` retrains from
 
 
 def _requirements() -> list[str]:
@@ -345,6 +347,11 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
                                       for k in ("train", "validation", "test")}})
                 mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds})
                 mlflow.log_dict(manifest.to_json(), "training_set.json")
+                # what `fti train --reproduce` retrains from: the training section (windows, params, workers) and
+                # the zone its windows' days are in
+                mlflow.log_dict({"training": cfg.model_dump(mode="json"), "timezone": settings.config.timezone,
+                                 "features": features, "num_workers": fitted.workers.num_workers},
+                                RECORDED_CONFIG)
                 mlflow.log_dict(manifest.leakage_report, "leakage_report.json")
                 importance = booster.get_score(importance_type="total_gain")
                 for png in quality.plots(scratch / "plots", objective=cfg.objective, y_val=val[label].to_numpy(), p_val=evaluation.p_val,
@@ -423,3 +430,90 @@ def run(store: TableStore, settings: Settings, *, run_id: str | None = None, vie
                        threshold=evaluation.threshold, seconds=timings,
                        workers=f"{fitted.workers.describe()}: {fitted.timings}",
                        experiment_url=f"{settings.tracking_uri} experiment '{model.experiment}' run {model.mlflow_run_id}")
+
+
+@dataclass
+class Reproduction:
+    """What ``fti train --reproduce`` found: the model retrained from its recorded manifest and config."""
+
+    model: str
+    training_set: str
+    rows: int
+    workers: str
+    identical: bool  # the retrained booster's bytes equal the registered one's
+    max_score_diff: float  # largest difference of their test-window predictions
+    metric: str
+    recorded: float
+    reproduced: float
+    seconds: float
+
+
+def reproduce(store: TableStore, settings: Settings, ref: str) -> Reproduction:
+    """Retrain a registered model version from what its MLflow run recorded (the pinned training set of its
+    manifest, the training config, the features in their order, the worker count) and compare the booster with
+    the registered one, byte for byte and by their test-window predictions. Registers nothing.
+
+    Raises:
+        FtiError: The version's run recorded no training config (trained by an older fti), or its training set
+            table is gone (rebuild it first: ``fti training-set rebuild --model REF``).
+    """
+    import mlflow
+    import mlflow.xgboost
+    import numpy as np
+    import xgboost
+
+    from fti.config import TrainingConfig
+    from fti.registry import ModelRef, manifest_of_model, resolve_version
+
+    started = time.perf_counter()
+    model_ref = ModelRef.parse(ref)
+    mv = resolve_version(settings, model_ref)
+    meta = ModelMetadata.of(mv)
+    with using_mlflow(settings):
+        try:
+            recorded = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/{RECORDED_CONFIG}")
+        except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+            raise FtiError(f"{model_ref.name}/{mv.version} recorded no {RECORDED_CONFIG} (trained by an older fti): "
+                           "it cannot be retrained from its run", hint="retrain it with this fti first") from None
+        registered = mlflow.xgboost.load_model(f"models:/{model_ref.name}/{mv.version}")
+    training = TrainingConfig.model_validate(recorded["training"])
+    own = dataclasses.replace(settings, config=settings.config.model_copy(
+        update={"training": training, "timezone": recorded["timezone"]}))
+    manifest = manifest_of_model(settings, ModelRef(model_ref.name, version=int(mv.version)))
+    out = manifest.output
+    if not store.exists(out.table):
+        raise FtiError(f"the training set {out.table} of {model_ref.name}/{mv.version} is gone",
+                       hint=f"rebuild it from its manifest: fti training-set rebuild --model {model_ref.name}/{mv.version}")
+    ts = TrainingSet(df=store.read(out.table, version=out.version), manifest=manifest, path=out.table)
+    features, label, time_col = list(recorded["features"]), manifest.spine.label, manifest.spine.event_time
+    windows = {name: _window(own, name) for name in ("train", "validation", "test")}
+    tables = read_windows(store.file_uris(out.table, version=out.version), windows, features + [label], time_col,
+                          table=f"{out.table} (version {out.version})", order_by=list(manifest.spine.keys))
+    prepared = PreparedSet(training_set=ts, reused=True, view=meta.feature_view, features=features, label=label,
+                           time_col=time_col, windows=windows, tables=tables, seconds=time.perf_counter() - started)
+    workers = int(recorded["num_workers"])
+    if workers:  # the worker count is part of the model (the data's split into slices)
+        own = dataclasses.replace(own, config=own.config.model_copy(
+            update={"training": training.model_copy(update={"num_workers": workers})}))
+    fitted = fit_model(own, prepared, run_id=f"reproduce-{model_ref.name}-{mv.version}", in_process=workers == 0)
+    evaluation = evaluate(prepared, fitted.booster, training.objective)
+    test = tables["test"].to_pandas()[features]
+    matrix = xgboost.DMatrix(test, feature_names=features)
+    diff = float(np.max(np.abs(fitted.booster.predict(matrix) - registered.predict(matrix)))) if len(test) else 0.0
+    identical = bytes(_normalized(fitted.booster)) == bytes(_normalized(registered))
+    return Reproduction(model=f"{model_ref.name}/{mv.version}", training_set=f"{out.table} v{out.version}",
+                        rows=out.rows, workers=fitted.workers.describe(), identical=identical, max_score_diff=diff,
+                        metric=meta.metric, recorded=meta.test_metric, reproduced=evaluation.test[meta.metric],
+                        seconds=time.perf_counter() - started)
+
+
+def _normalized(booster: Any) -> bytearray:
+    """A booster's model bytes as a saved-and-loaded copy has them (MLflow's round trip through a file drops the
+    attributes a fresh fit carries, such as its best iteration)."""
+    import xgboost
+
+    copy = xgboost.Booster()
+    copy.load_model(booster.save_raw("json"))
+    for key in list(copy.attributes()):
+        copy.set_attr(**{key: None})
+    return copy.save_raw("ubj")
