@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import unquote
 
 from fti.errors import ConcurrentRunError, SchemaMismatchError
@@ -44,23 +44,52 @@ log = logging.getLogger(__name__)
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
+def _not_null_columns(df: DataFrame, schema: StructType) -> list[str]:
+    """The columns the table declares NOT NULL that ``df`` may hold nulls in."""
+    nullable_in_df = {f.name for f in df.schema.fields if f.nullable}
+    return [f.name for f in schema.fields if not f.nullable and f.name in nullable_in_df]
+
+
+def _null_error(table: str, bad: Mapping[str, int]) -> SchemaMismatchError:
+    detail = ", ".join(f"'{c}' has {n} null row(s)" for c, n in bad.items())
+    return SchemaMismatchError(f"cannot write to {table}: {detail}; the table declares them NOT NULL",
+                               hint="filter or fill those rows before writing")
+
+
 def check_not_null(df: DataFrame, schema: StructType, *, table: str) -> None:
-    """Refuse nulls in columns the table declares NOT NULL, naming the column and the row count."""
+    """Refuse nulls in columns the table declares NOT NULL, naming the column and the row count (a job of its
+    own: for the small writes that pass through the driver)."""
     from pyspark.sql import functions as F
 
-    required = [f.name for f in schema.fields if not f.nullable]
-    if not required:
-        return
-    nullable_in_df = {f.name for f in df.schema.fields if f.nullable}
-    to_check = [c for c in required if c in nullable_in_df]
+    to_check = _not_null_columns(df, schema)
     if not to_check:
         return
-    row = df.agg(*[F.sum(F.col(c).isNull().cast("long")).alias(c) for c in to_check]).collect()[0]
+    row = df.agg(*[F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(c) for c in to_check]).collect()[0]
     bad = {c: row[c] for c in to_check if row[c]}
     if bad:
-        detail = ", ".join(f"'{c}' has {n} null row(s)" for c, n in bad.items())
-        raise SchemaMismatchError(f"cannot write to {table}: {detail}; the table declares them NOT NULL",
-                                  hint="filter or fill those rows before writing")
+        raise _null_error(table, bad)
+
+
+def observe_not_null(df: DataFrame, schema: StructType, *, table: str) -> tuple[DataFrame, Callable[[], None]]:
+    """Count the nulls of the columns the table declares NOT NULL in the write's own pass (no job of its own);
+    the returned check raises like :func:`check_not_null` once the files are written, before anything is
+    committed."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    to_check = _not_null_columns(df, schema)
+    if not to_check:
+        return df, lambda: None
+    nulls = Observation(f"nulls-{uuid.uuid4().hex}")  # unique: writes run concurrently
+    df = df.observe(nulls, *[F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(c) for c in to_check])
+
+    def check() -> None:
+        counts = nulls.get
+        bad = {c: counts[c] for c in to_check if counts.get(c)}
+        if bad:
+            raise _null_error(table, bad)
+
+    return df, check
 
 
 class DeltaRsStore(TableStore):
@@ -117,9 +146,8 @@ class DeltaRsStore(TableStore):
         table_schema = self.schema(name)
         part_cols = self.partition_by(name)
         new_cols = check_schema(df.schema, table_schema, table=name, allow_new_columns=allow_new_columns)
-        check_not_null(df, table_schema, table=name)
         columns = table_schema.fieldNames() + new_cols
-        df = df.select(*columns)
+        df, check_nulls = observe_not_null(df.select(*columns), table_schema, table=name)
 
         if txn is not None and self.is_applied(name, txn):
             log.info("%s: transaction %s/%s already applied, nothing written", name, txn.app_id, txn.version)
@@ -146,6 +174,7 @@ class DeltaRsStore(TableStore):
             if part_cols:
                 writer = writer.partitionBy(*part_cols)
             writer.parquet(staging.uri)
+            check_nulls()  # counted in the write's pass: nothing is moved or committed past this
             if outside is not None and (outside.get.get("rows") or 0) > 0:
                 raise ValueError(
                     f"cannot replace rows of {name}: {outside.get['rows']} row(s) of the data are not covered by "
