@@ -8,14 +8,14 @@ counts (stored: a bin with a handful of rows is visible, and counts are smoothed
 cannot blow PSI up to infinity); the null rate (scoring vs reference); the share of values outside the
 reference's range. Each is flagged only past the feature's normal day-to-day variation in the reference, and a
 feature whose run cannot support the tests (few distinct values, few rows) is reported as not testable
-(:func:`feature_drift`). Then the PSI of the scores; and, once outcomes have arrived in the labels table, the realized quality (AUC for a
-binary model, RMSE/MAE for regression, accuracy/macro F1 for multiclass: :func:`realized`).
-
-Incremental: a run already monitored against the same reference is computed again only when it was rescored
-since (its predictions' ``scored_at``, recorded as the ``scored_at_us`` metric, changed) or outcomes of its
-population arrived since (the labelled rows are counted from the labels table, no Spark); each run computed is one commit to ``<system>/monitoring`` (replacing that run's earlier rows) and a
-PNG. The features of a run are rebuilt in this process (the scoring's single-process join) when the
-population fits ``scoring.local_max_rows``, else with Spark.
+(:func:`feature_drift`). Then the PSI of the scores; and, once outcomes have arrived in the labels table, the
+realized quality (AUC for a binary model, RMSE/MAE for regression, accuracy/macro F1 for multiclass:
+:func:`realized`). Incremental: a run already monitored against the same reference is computed again only when it
+was rescored since (its predictions' ``scored_at``, recorded as the ``scored_at_us`` metric, changed) or outcomes
+of its population arrived since (the labelled rows are counted from the labels table, no Spark); each run computed
+is one commit to ``<system>/monitoring`` (replacing that run's earlier rows) and a PNG. The features of a run are
+rebuilt in this process (the scoring's single-process join) when the population fits ``scoring.local_max_rows``,
+else with Spark.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def _compare(reference: np.ndarray, sample: np.ndarray) -> tuple[Psi, float, flo
     nulls = abs(np.isnan(sample).mean() - np.isnan(reference).mean()) if len(reference) and len(sample) \
         else float("nan")
     known, present = reference[~np.isnan(reference)], sample[~np.isnan(sample)]
-    outside = float(((present < known.min()) | (present > known.max())).mean()) if len(present) and len(known) else 0.0
+    outside = float(((present < known.min()) | (present > known.max())).mean()) \
+        if len(present) and len(known) else 0.0
     return p, nulls, outside
 
 
@@ -153,8 +154,8 @@ def feature_drift(reference: pd.DataFrame, days: np.ndarray, scoring: pd.DataFra
 
     A metric's threshold is the larger of its configured one (``monitoring.psi_threshold``, ``null_rate_delta``,
     ``out_of_range_share``) and ``monitoring.drift_margin`` times the ``drift_quantile`` quantile of the same metric
-    over the reference's own days, each day compared with the rest (at most ``monitoring.max_reference_days`` of its latest days with
-    ``min_rows`` rows): a feature is flagged only beyond its normal day-to-day variation, so a feature that is
+    over the reference's own days, each day compared with the rest (at most ``monitoring.max_reference_days`` of
+    its latest days with ``min_rows`` rows): a feature is flagged only beyond its normal day-to-day variation, so a feature that is
     one value per carrier and day is not flagged every day. A feature whose run cannot support the tests (fewer
     than ``monitoring.min_distinct`` distinct values: the weather of 3 airports, the month; or fewer than
     ``monitoring.min_rows`` values) is reported as not testable: its metrics are stored with no threshold, never
