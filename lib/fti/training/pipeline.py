@@ -483,7 +483,8 @@ def reproduce(store: TableStore, settings: Settings, ref: str) -> Reproduction:
     out = manifest.output
     if not store.exists(out.table):
         raise FtiError(f"the training set {out.table} of {model_ref.name}/{mv.version} is gone",
-                       hint=f"rebuild it from its manifest: fti training-set rebuild --model {model_ref.name}/{mv.version}")
+                       hint="rebuild it from its manifest: fti training-set rebuild --model "
+                            f"{model_ref.name}/{mv.version}")
     ts = TrainingSet(df=store.read(out.table, version=out.version), manifest=manifest, path=out.table)
     features, label, time_col = list(recorded["features"]), manifest.spine.label, manifest.spine.event_time
     windows = {name: _window(own, name) for name in ("train", "validation", "test")}
