@@ -154,12 +154,12 @@ def feature_drift(reference: pd.DataFrame, days: np.ndarray, scoring: pd.DataFra
 
     A metric's threshold is the larger of its configured one (``monitoring.psi_threshold``, ``null_rate_delta``,
     ``out_of_range_share``) and ``monitoring.drift_margin`` times the ``drift_quantile`` quantile of the same metric
-    over the reference's own days, each day compared with the rest (at most ``monitoring.max_reference_days`` of
-    its latest days with ``min_rows`` rows): a feature is flagged only beyond its normal day-to-day variation,
-    so a feature that is one value per carrier and day is not flagged every day. A feature whose run cannot
-    support the tests (fewer than ``monitoring.min_distinct`` distinct values: the weather of 3 airports, the month; or fewer than
-    ``monitoring.min_rows`` values) is reported as not testable: its metrics are stored with no threshold, never
-    flagged, and its bins say why.
+    over the reference's own days, each day compared with the rest (at most ``monitoring.max_reference_days`` of its
+    latest days with ``min_rows`` rows): a feature is flagged only beyond its normal day-to-day variation, so a
+    feature that is one value per carrier and day is not flagged every day. A feature whose run cannot support the
+    tests (fewer than ``monitoring.min_distinct`` distinct values: the weather of 3 airports, the month; or fewer
+    than ``monitoring.min_rows`` values) is reported as not testable: its metrics are stored with no threshold,
+    never flagged, and its bins say why.
     """
     ref_days = [d for d in sorted(set(days), reverse=True) if (days == d).sum() >= cfg.min_rows]
     masks = [days == d for d in ref_days[:cfg.max_reference_days]]
