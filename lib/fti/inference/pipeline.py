@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fti.errors import FtiError
-from fti.inference.scoring import reason_fields
+from fti.inference.scoring import reason_fields, reason_schema
 from fti.registry import ModelMetadata, ModelRef, manifest_of_model, resolve_version, using_mlflow
 from fti.store import Match, RunContext, TableStore, new_run_id
 from fti.store.feature_store import FeatureStore, view_of_manifest
@@ -132,7 +132,7 @@ def _run(store: TableStore, settings: Settings, *, as_of: dt.datetime, ref: Mode
     schema = StructType([StructField(k, StringType(), False) for k in view.spine_keys] + [
         StructField("score", DoubleType(), True),
         StructField("predicted_label", IntegerType(), True),
-        *[StructField(col, StringType() if kind == "string" else DoubleType(), True) for col, kind in explained],
+        *reason_schema(settings.config.scoring.explain),
         StructField("as_of", out.schema["as_of"].dataType, False),
         StructField("scored_at", out.schema["scored_at"].dataType, False), StructField("model_name", StringType(), False),
         StructField("model_version", IntegerType(), False),
@@ -215,7 +215,7 @@ def _score_local(store: TableStore, settings: Settings, view: FeatureView, versi
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from fti.inference.scoring import reason_fields, score_arrow
+    from fti.inference.scoring import score_arrow
 
     joined = FeatureStore(store, settings).batch_features_local(view, as_of=as_of, versions=versions,
                                                                 bitemporal=bitemporal)

@@ -41,6 +41,14 @@ def reason_fields(k: int) -> list[tuple[str, str]]:
     return [c for i in range(1, k + 1) for c in ((f"reason_{i}", "string"), (f"reason_{i}_contribution", "double"))]
 
 
+def reason_schema(k: int) -> list[Any]:
+    """The reason-code columns of ``scoring.explain: k`` as nullable Spark fields (:func:`reason_fields`)."""
+    from pyspark.sql.types import DoubleType, StringType, StructField
+
+    return [StructField(name, StringType() if kind == "string" else DoubleType(), True)
+            for name, kind in reason_fields(k)]
+
+
 def _arrow(kind: str) -> pa.DataType:
     import pyarrow as pa
 
@@ -109,14 +117,13 @@ def score(df: DataFrame, *, booster_raw: bytes, key: str, features: list[str], t
     import hashlib
 
     import numpy as np
-    from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+    from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
 
     # the cache is keyed on the model's CONTENT: "name/version" alone names another model in a second home of the
     # same session, or after a re-registration as version 1
     digest = f"{key}@{hashlib.sha256(booster_raw).hexdigest()}"
     broadcast = df.sparkSession.sparkContext.broadcast(booster_raw)
-    added = [StructField("score", DoubleType()), StructField("predicted_label", IntegerType())] + [
-        StructField(name, StringType() if kind == "string" else DoubleType()) for name, kind in reason_fields(explain)]
+    added = [StructField("score", DoubleType()), StructField("predicted_label", IntegerType()), *reason_schema(explain)]
     schema = StructType(df.schema.fields + added)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
