@@ -175,6 +175,10 @@ class TrainingConfig(StrictModel):
     device: Literal["cpu", "cuda"] = "cpu"
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(20, ge=1)
+    # every checkpoint_every rounds the fit checkpoints its booster (0: never); a Ray Train worker group that fails
+    # is restarted up to max_failures times and resumes from the latest checkpoint, to the same model
+    checkpoint_every: int = Field(50, ge=0)
+    max_failures: int = Field(1, ge=0)
     params: dict[str, Any] = Field(default_factory=lambda: {"max_depth": 6, "eta": 0.1, "subsample": 0.8,
                                                             "colsample_bytree": 0.8, "min_child_weight": 5})
     # binary (today's default), regression or multiclass (labels 0..K-1): fti.objectives lists what each implies

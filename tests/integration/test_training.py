@@ -335,6 +335,33 @@ def test_in_process_and_ray_worker_fits_train_the_same_model(trained, settings):
                         order_by=list(prepared.training_set.manifest.spine.keys))["train"].equals(prepared.tables["train"])
 
 
+def test_a_ray_worker_killed_mid_fit_resumes_from_its_checkpoint_to_the_uninterrupted_model(trained, settings,
+                                                                                           monkeypatch, tmp_path):
+    """Two Ray Train workers checkpoint every 10 of 40 rounds; worker 1 is killed (SIGKILL, a fault point armed
+    once) right after the second checkpoint: Ray Train restarts the worker group (training.max_failures), which
+    resumes from round 20 (or 10, when the controller had not yet polled the killed worker's last report: a
+    report counts once polled) and ends with the bytes of a fit nobody killed."""
+    from fti.config import load_config
+    from fti.training.pipeline import fit_model, prepare
+
+    store, _ = trained
+    two = load_config("flights", home=settings.home, env={
+        **WINDOWS, "FTI__TRAINING__NUM_WORKERS": "2", "FTI__TRAINING__CHECKPOINT_EVERY": "10",
+        "FTI__TRAINING__NUM_BOOST_ROUND": "40", "FTI__TRAINING__EARLY_STOPPING_ROUNDS": "40"})  # 30 rounds after it
+    prepared = prepare(store, two, run_id="unused")
+    whole = fit_model(two, prepared, run_id="uninterrupted")
+    assert whole.workers.num_workers == 2 and whole.resumed_from == 0
+    # a fit of the same run name starts from scratch (Ray Train resumes a run of the same name and storage: the
+    # second fit took the first one's final checkpoint and trained nothing)
+    assert fit_model(two, prepared, run_id="uninterrupted").resumed_from == 0
+    killed = tmp_path / "killed"
+    monkeypatch.setenv("FTI_FAULT", f"after_checkpoint@rank 1 round 20:kill-once={killed}")
+    resumed = fit_model(two, prepared, run_id="killed-worker")
+    assert killed.exists()  # worker 1 did die
+    assert resumed.resumed_from in (10, 20)
+    assert bytes(resumed.booster.save_raw("ubj")) == bytes(whole.booster.save_raw("ubj"))
+
+
 def test_monitoring_compares_with_the_chosen_reference_and_skips_runs_already_done(trained, scored, settings):
     from fti.config import load_config
     from fti.inference import monitoring

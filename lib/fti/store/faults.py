@@ -1,15 +1,21 @@
 """Named fault points, so kill-and-recover tests are deterministic.
 
 Set ``FTI_FAULT`` to ``point`` or ``point:mode`` (comma-separated for several), where mode is ``kill``
-(SIGKILL this process, the default), ``raise`` (raise :class:`FaultInjected`) or ``wait=PATH`` (create
-``PATH.reached``, then wait until ``PATH`` exists: a test holds a writer between its read and its commit to
-make a race real). A point may be narrowed to one table with ``point@table/name``. Points in the store layer:
+(SIGKILL this process, the default), ``kill-once=PATH`` (SIGKILL the first process that gets there, which
+creates ``PATH``; later ones pass: a restarted worker must not die again), ``raise`` (raise
+:class:`FaultInjected`) or ``wait=PATH`` (create ``PATH.reached``, then wait until ``PATH`` exists: a test holds a
+writer between its read and its commit to make a race real). A point may be narrowed to one table (or other
+target its caller names, such as ``rank 1 round 20`` of a training fit) with ``point@table/name``. Points in the store
+layer:
 
 - ``before_files``: before Spark writes any data file.
 - ``after_files``: data files are in the table folder, the Delta commit has not happened.
 - ``after_log_write``: the commit's log entry is written, the store call has not returned (an error here
   stands for a failing post-commit hook or an interrupt while the call returns).
 - ``after_commit``: the Delta commit is done (the caller's later steps have not run).
+
+Elsewhere: ``after_checkpoint`` (target ``rank N round R``), in a Ray Train worker after it reported a checkpoint
+(:mod:`fti.training.ray_train`).
 """
 
 from __future__ import annotations
@@ -65,4 +71,9 @@ def fault_point(point: str, *, table: str | None = None) -> None:
                 raise FaultInjected(f"fault point {point} (table {table}) was never released ({release})")
             time.sleep(0.05)
         return
+    if mode.startswith("kill-once="):
+        try:
+            os.close(os.open(mode[len("kill-once="):], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -260,6 +260,7 @@ class FittedModel:
     workers: WorkerPlan
     seconds: float
     timings: str = ""
+    resumed_from: int = 0  # the checkpoint round a restarted worker group resumed from (0: none)
 
 
 def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_process: bool | None = None) -> FittedModel:
@@ -276,11 +277,11 @@ def fit_model(settings: Settings, prepared: PreparedSet, *, run_id: str, in_proc
         workers = plan_workers(settings, prepared.tables["train"].num_rows, in_process=in_process)
         result = fit(prepared.tables, features=prepared.features, label=prepared.label,
                      params=_params(settings, prepared.num_class(cfg.objective)),
-                   num_boost_round=cfg.num_boost_round, early_stopping_rounds=cfg.early_stopping_rounds,
-                      workers=workers, use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s,
-                      run_name=run_id)
+                     num_boost_round=cfg.num_boost_round, early_stopping_rounds=cfg.early_stopping_rounds,
+                     workers=workers, use_gpu=cfg.device == "cuda", timeout_s=settings.config.ray.timeout_s,
+                     run_name=run_id, checkpoint_every=cfg.checkpoint_every, max_failures=cfg.max_failures)
     return FittedModel(booster=result.booster, workers=workers, seconds=time.perf_counter() - started,
-                       timings=result.timings())
+                       timings=result.timings(), resumed_from=result.resumed_from)
 
 
 def evaluate(prepared: PreparedSet, booster: Any, objective: str = "binary") -> Evaluation:
@@ -345,7 +346,8 @@ def register(settings: Settings, prepared: PreparedSet, fitted: FittedModel, eva
                                    "threshold": evaluation.threshold,
                                    **{f"window.{k}": f"{getattr(cfg, k).start}..{getattr(cfg, k).end}"
                                       for k in ("train", "validation", "test")}})
-                mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds})
+                mlflow.log_metrics({**evaluation.metrics, "train_rows": evaluation.rows["train"], "fit_seconds": fitted.seconds,
+                                    "fit_resumed_from_round": fitted.resumed_from})
                 mlflow.log_dict(manifest.to_json(), "training_set.json")
                 # what `fti train --reproduce` retrains from: the training section (windows, params, workers) and
                 # the zone its windows' days are in
