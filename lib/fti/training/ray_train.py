@@ -231,8 +231,9 @@ def boost(params: dict[str, Any], dtrain: xgboost.DMatrix, dvalid: xgboost.DMatr
 
 
 def _train_fn(config: dict[str, Any]) -> xgboost.Booster | None:
-    """Runs on every Ray Train worker: its slices (object refs) -> DMatrix -> xgboost.train (collective set up
-    by Ray); rank 0 reports the booster ONCE, at the end, as the run's checkpoint."""
+    """Runs on every Ray Train worker: its slices (object refs) -> DMatrix -> :func:`boost` (collective set up
+    by Ray), resumed from the group's latest checkpoint when Ray Train restarted it; every worker reports at each
+    checkpoint round and once at the end, where rank 0's checkpoint is the final booster."""
     import os
     import tempfile
 
